@@ -1,0 +1,59 @@
+# CardFlow — every command a user needs. `make demo` and `make test` set up everything themselves.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cardflow-installed
+DEV_STAMP := $(VENV)/.cardflow-dev-installed
+PIP := $(BIN)/python -m pip
+PIP_FLAGS := --disable-pip-version-check --quiet
+# The full transitive set, pinned (written by `make lock`).
+LOCK := requirements.lock
+WORKERS ?= 2
+
+.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml $(LOCK)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) --upgrade "pip==26.3"
+	$(PIP) install $(PIP_FLAGS) -c $(LOCK) -e .
+	@touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install $(PIP_FLAGS) -c $(LOCK) -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)  ## create .venv and install CardFlow (pinned)
+
+dev: $(DEV_STAMP)  ## install CardFlow with the test tools
+
+system-deps:  ## Debian packages the tests need (installs them with apt when missing)
+	@bash .ci/system-deps
+
+demo: $(STAMP)  ## the main job: generate a corpus (later: train, sweep, report)
+	$(BIN)/cardflow demo --workers $(WORKERS)
+
+test: $(DEV_STAMP) system-deps  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: $(DEV_STAMP)  ## tests not marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(DEV_STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+bench: bench-corpus  ## every benchmark
+
+bench-corpus: $(STAMP)  ## corpus generation rate, 1 vs 2 workers
+	$(BIN)/python bench/bench_corpus.py
+
+lock:  ## re-resolve the pinned dependencies into requirements.lock
+	rm -rf /tmp/cardflow-lock-venv && $(PYTHON) -m venv /tmp/cardflow-lock-venv
+	/tmp/cardflow-lock-venv/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	/tmp/cardflow-lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > $(LOCK)
+
+clean:  ## remove the venv and generated data (keeps nothing generated)
+	rm -rf $(VENV) data reports mlruns mlartifacts mlflow.db .pytest_cache

@@ -1,0 +1,1 @@
+"""Labelled ID-document corpora: the synthetic generator and loaders for real datasets."""

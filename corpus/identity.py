@@ -1,0 +1,152 @@
+"""The content of one document: a fictional person and the document's data, drawn from a seeded RNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+
+import numpy as np
+from faker import Faker
+
+from corpus import mrz
+from corpus.issuers import DOC_LETTERS, Issuer
+
+CATEGORIES = ("AM", "A1", "A2", "A", "B1", "B", "BE", "C1", "C", "CE", "D1", "D")
+
+
+@dataclass(frozen=True)
+class Identity:
+    issuer: Issuer
+    l1: str
+    surname: str
+    given_names: str
+    sex: str
+    birth: date
+    issue: date
+    expiry: date
+    document_number: str
+    place_of_birth: str
+    authority: str
+    personal_number: str
+    categories: str
+
+    @property
+    def l2(self) -> str:
+        return f"{self.issuer.code}.{self.l1}"
+
+    def printed_date(self, day: date) -> str:
+        text = day.strftime(self.issuer.date_format)
+        return text.upper() if self.issuer.uppercase_months else text
+
+    def fields(self) -> dict[str, str]:
+        """Ground-truth fields: values exactly as printed, except dates, which are ISO (YYYY-MM-DD)."""
+        common = {
+            "surname": self.surname,
+            "given_names": self.given_names,
+            "date_of_birth": self.birth.isoformat(),
+            "date_of_expiry": self.expiry.isoformat(),
+            "document_number": self.document_number,
+        }
+        if self.l1 == "driving_licence":
+            return common | {
+                "place_of_birth": self.place_of_birth,
+                "date_of_issue": self.issue.isoformat(),
+                "authority": self.authority,
+                "categories": self.categories,
+            }
+        common |= {"sex": self.sex, "nationality": self.issuer.code}
+        if self.l1 == "passport":
+            common |= {
+                "place_of_birth": self.place_of_birth,
+                "date_of_issue": self.issue.isoformat(),
+                "authority": self.authority,
+            }
+        for extra in self.issuer.extra_fields.get(self.l1, ()):
+            common[extra] = getattr(self, extra)
+        return common
+
+    def mrz_lines(self) -> tuple[str, ...]:
+        if self.l1 == "id_card":
+            return mrz.td1(
+                issuer=self.issuer.code,
+                document_number=self.document_number,
+                birth=self.birth,
+                sex=self.sex,
+                expiry=self.expiry,
+                nationality=self.issuer.code,
+                surname=self.surname,
+                given_names=self.given_names,
+                optional=self.personal_number if "personal_number" in self.fields() else "",
+            )
+        if self.l1 == "passport":
+            return mrz.td3(
+                issuer=self.issuer.code,
+                document_number=self.document_number,
+                birth=self.birth,
+                sex=self.sex,
+                expiry=self.expiry,
+                nationality=self.issuer.code,
+                surname=self.surname,
+                given_names=self.given_names,
+                personal_number=self.personal_number if "personal_number" in self.fields() else "",
+            )
+        return ()
+
+
+@lru_cache(maxsize=16)
+def _faker(locale: str) -> Faker:
+    return Faker(locale)
+
+
+def _pattern(pattern: str, rng: np.random.Generator) -> str:
+    out = []
+    for char in pattern:
+        if char == "L":
+            out.append(DOC_LETTERS[int(rng.integers(len(DOC_LETTERS)))])
+        elif char == "9":
+            out.append(str(int(rng.integers(10))))
+        elif char == "1":
+            out.append(str(int(rng.integers(1, 10))))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _random_date(rng: np.random.Generator, start: date, end: date) -> date:
+    return start + timedelta(days=int(rng.integers((end - start).days + 1)))
+
+
+def draw_identity(issuer: Issuer, l1: str, rng: np.random.Generator) -> Identity:
+    """A fictional person and document of `issuer`, fully determined by `rng`'s state."""
+    fake = _faker(issuer.locale)
+    fake.seed_instance(int(rng.integers(2**31)))
+    sex = "F" if rng.random() < 0.5 else "M"
+    first = fake.first_name_female if sex == "F" else fake.first_name_male
+    given = first()
+    if rng.random() < 0.35:
+        second = first()
+        if second != given:
+            given = f"{given} {second}"
+    birth = _random_date(rng, date(1950, 1, 1), date(2006, 12, 31))
+    issue = _random_date(rng, date(2016, 1, 1), date(2025, 12, 31))
+    years = {"passport": 10, "id_card": 10, "driving_licence": 15}[l1]
+    expiry = issue.replace(year=issue.year + years) - timedelta(days=1)
+    number = _pattern(issuer.dl_number, rng) if l1 == "driving_licence" else _pattern(issuer.doc_number, rng)
+    n_categories = int(rng.integers(1, 5))
+    picks = sorted(rng.choice(len(CATEGORIES), size=n_categories, replace=False))
+    return Identity(
+        issuer=issuer,
+        l1=l1,
+        surname=fake.last_name().upper(),
+        given_names=given.upper(),
+        sex=sex,
+        birth=birth,
+        issue=issue,
+        expiry=expiry,
+        document_number=number,
+        place_of_birth=fake.city().upper(),
+        authority=fake.city().upper(),
+        personal_number=_pattern(issuer.personal_number, rng) if issuer.personal_number else "",
+        categories=" ".join(CATEGORIES[i] for i in picks),
+    )

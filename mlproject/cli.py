@@ -1,0 +1,176 @@
+"""The `cardflow` command. Thin: parse flags, build a typed spec, call one library function.
+
+Every subcommand has --help. Errors CardFlow raises on purpose are printed as one line naming the
+file, field or parameter, with exit status 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from corpus.errors import CardflowError
+
+log = logging.getLogger("cardflow")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, got an empty value")
+    return items
+
+
+def _positive_int(value: str) -> int:
+    try:
+        as_float = float(value)  # MLflow passes numeric parameters through as given ("60" or "60.0")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from exc
+    if not as_float.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}")
+    number = int(as_float)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+# --- corpus -------------------------------------------------------------------------------------
+
+def cmd_corpus_generate(args: argparse.Namespace) -> int:
+    from mlproject.commands import generate_corpus
+
+    generate_corpus(out=args.out, n=args.n, seed=args.seed, distributions=args.distribution,
+                    workers=args.workers, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_corpus_show(args: argparse.Namespace) -> int:
+    from corpus.loaders import load
+    from corpus.sheet import contact_sheet
+
+    path = contact_sheet(load(args.corpus), args.out, per_row=args.per_row, thumb_height=args.thumb_height)
+    print(f"contact sheet written to {path}")
+    return 0
+
+
+def cmd_corpus_stats(args: argparse.Namespace) -> int:
+    from mlproject.commands import corpus_stats_table
+
+    print(corpus_stats_table(args.corpus, sample=args.sample))
+    return 0
+
+
+def cmd_corpus_info(args: argparse.Namespace) -> int:
+    from mlproject.commands import corpus_info
+
+    print(corpus_info(args.corpus, verify=args.verify))
+    return 0
+
+
+# --- project ------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlproject.commands import demo
+
+    demo(out=args.out, n=args.n, seed=args.seed, workers=args.workers)
+    return 0
+
+
+def cmd_env_files(args: argparse.Namespace) -> int:
+    from mlproject.envfiles import check_conda_yaml, write_conda_yaml
+
+    if args.check:
+        problems = check_conda_yaml()
+        if problems:
+            print("conda.yaml is out of step with pyproject.toml:\n  " + "\n  ".join(problems), file=sys.stderr)
+            return 1
+        print("conda.yaml matches pyproject.toml")
+        return 0
+    print(f"wrote {write_conda_yaml()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cardflow",
+        description="Run, compare, serve and monitor ID-document pipelines (preprocess → OCR → classify → extract).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    corpus = sub.add_parser("corpus", help="generate, inspect and show labelled corpora",
+                            description="Generate, inspect and show labelled ID-document corpora.")
+    csub = corpus.add_subparsers(dest="corpus_command", metavar="SUBCOMMAND", required=True)
+
+    gen = csub.add_parser("generate", help="generate a synthetic labelled corpus",
+                          description="Generate N synthetic ID documents under each named capture distribution. "
+                                      "Writes DIR/corpus.json, DIR/labels.jsonl and DIR/images/.")
+    gen.add_argument("--out", type=Path, required=True, help="output folder (created; refused if it holds something else)")
+    gen.add_argument("--n", type=_positive_int, default=60, help="documents per distribution (default 60)")
+    gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    gen.add_argument("--distribution", "--distributions", dest="distribution", type=_csv, default=("clean",),
+                     help="capture distribution(s), comma-separated, from configs/distributions.yaml (default clean)")
+    gen.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing, different corpus in --out")
+    gen.set_defaults(func=cmd_corpus_generate)
+
+    show = csub.add_parser("show", help="write a contact sheet of samples per distribution",
+                           description="Write a PNG contact sheet: one row of sample documents per distribution.")
+    show.add_argument("corpus", type=Path, help="corpus folder (any format `cardflow corpus info` reads)")
+    show.add_argument("--out", type=Path, required=True, help="image file to write (.png or .jpg)")
+    show.add_argument("--per-row", type=_positive_int, default=4, help="documents per row (default 4)")
+    show.add_argument("--thumb-height", type=_positive_int, default=200, help="thumbnail height in px (default 200)")
+    show.set_defaults(func=cmd_corpus_show)
+
+    stats = csub.add_parser("stats", help="image statistics per distribution",
+                            description="Mean brightness, contrast, sharpness, skew, highlights and colour cast "
+                                        "per distribution, measured on a sample of each.")
+    stats.add_argument("corpus", type=Path, help="corpus folder")
+    stats.add_argument("--sample", type=_positive_int, default=20, help="documents per distribution (default 20)")
+    stats.set_defaults(func=cmd_corpus_stats)
+
+    info = csub.add_parser("info", help="what a folder holds, as CardFlow reads it",
+                           description="Load a corpus (CardFlow format, MIDV-500, MIDV-2020, ground_truth.json or "
+                                       "a plain image folder) and print its format and counts.")
+    info.add_argument("corpus", type=Path, help="corpus folder")
+    info.add_argument("--verify", action="store_true", help="check every file's sha256 (CardFlow format)")
+    info.set_defaults(func=cmd_corpus_info)
+
+    demo = sub.add_parser("demo", help="the main job, end to end, on embedded defaults",
+                          description="The main job: generate a default corpus over several distributions "
+                                      "(later issues add: train, sweep, report). No server needed.")
+    demo.add_argument("--out", type=Path, default=Path("data/demo-corpus"), help="corpus folder (default data/demo-corpus)")
+    demo.add_argument("--n", type=_positive_int, default=45, help="documents per distribution (default 45)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    demo.set_defaults(func=cmd_demo)
+
+    env = sub.add_parser("env-files", help="write conda.yaml from pyproject.toml's pins",
+                         description="Write conda.yaml from the pinned dependencies in pyproject.toml "
+                                     "(--check: only compare).")
+    env.add_argument("--check", action="store_true", help="exit 1 if conda.yaml differs from pyproject.toml")
+    env.set_defaults(func=cmd_env_files)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except CardflowError as exc:
+        print(f"cardflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cardflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

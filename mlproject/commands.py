@@ -1,0 +1,84 @@
+"""What the CLI and the MLproject entry points call: one function per command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from corpus.generate import GenerateSpec, generate
+from corpus.loaders import load
+from mlproject.tracking import attached_run
+
+log = logging.getLogger(__name__)
+
+
+def generate_corpus(*, out: Path, n: int, seed: int, distributions: tuple[str, ...], workers: int,
+                    overwrite: bool = False, progress: bool = True) -> dict:
+    """Generate a corpus; under `mlflow run`, log its parameters, size, rate, manifest and a contact sheet.
+
+    Reads configs/distributions.yaml; writes OUT/corpus.json, OUT/labels.jsonl, OUT/images/.
+    """
+    spec = GenerateSpec(out=Path(out), n=n, seed=seed, distributions=tuple(distributions))
+    started = time.perf_counter()
+    manifest = generate(spec, workers=workers, overwrite=overwrite, progress=progress)
+    seconds = time.perf_counter() - started
+    documents = manifest["counts"]["documents"]
+    print(f"corpus: {documents} documents ({', '.join(spec.distributions)}) in {out} "
+          f"[{seconds:.1f} s, {documents / max(seconds, 1e-9):.1f} docs/s, MRZ font: {manifest['fonts']['mrz']}]")
+    with attached_run() as run:
+        if run is not None:
+            import mlflow
+
+            from corpus.sheet import contact_sheet
+
+            mlflow.log_params({"n": n, "seed": seed, "distributions": ",".join(spec.distributions),
+                               "workers": workers, "generator_version": manifest["generator_version"],
+                               "corpus_manifest_sha256": manifest["manifest_sha256"],
+                               "mrz_font": manifest["fonts"]["mrz"]})
+            mlflow.log_metrics({"documents": documents, "generate_seconds": seconds,
+                                "docs_per_s": documents / max(seconds, 1e-9)})
+            mlflow.log_artifact(str(Path(out) / "corpus.json"))
+            sheet = contact_sheet(load(out), Path(out).parent / f"{Path(out).name}-sheet.png")
+            mlflow.log_artifact(str(sheet))
+    return manifest
+
+
+def corpus_stats_table(path: Path, sample: int = 20) -> str:
+    """Mean image statistics per distribution, on up to `sample` documents of each."""
+    from tabulate import tabulate
+
+    from corpus.stats import image_stats
+
+    corpus = load(path)
+    rows = []
+    for dist in corpus.distributions:
+        docs = [d for d in corpus if d.distribution == dist][:sample]
+        values = [image_stats(d.read_image(), d.truth.corners if d.truth else None) for d in docs]
+        keys = list(values[0])
+        rows.append([dist, len(docs)] + [sum(v[k] for v in values) / len(values) for k in keys])
+    return tabulate(rows, headers=["distribution", "docs", *keys], floatfmt=".3g")
+
+
+def corpus_info(path: Path, verify: bool = False) -> str:
+    corpus = load(path, verify=verify)
+    lines = [f"{corpus.root}: format {corpus.format}, {len(corpus)} documents, manifest {corpus.manifest_hash[:12]}"]
+    for dist in corpus.distributions:
+        lines.append(f"  {dist}: {sum(1 for d in corpus if d.distribution == dist)}")
+    labelled = sum(1 for d in corpus if d.truth is not None)
+    lines.append(f"  labelled: {labelled}/{len(corpus)}")
+    if verify:
+        lines.append("  sha256 of every file verified")
+    return "\n".join(lines)
+
+
+DEMO_DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast")
+
+
+def demo(*, out: Path, n: int, seed: int, workers: int) -> None:
+    """The main job on embedded defaults. For now: generate the default corpus (later: train, sweep, report)."""
+    manifest = generate_corpus(out=out, n=n, seed=seed, distributions=DEMO_DISTRIBUTIONS, workers=workers)
+    print(json.dumps(manifest["counts"], indent=2))
+    print(f"\nThe corpus is in {Path(out).resolve()}")
+    print(f"See samples:   cardflow corpus show {out} --out {out}-sheet.png")

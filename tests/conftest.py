@@ -1,0 +1,22 @@
+"""Shared fixtures: small corpora generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corpus.generate import GenerateSpec, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+REAL_DEV = SHARED / "data" / "real-dev"
+ALL_DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast", "mixed")
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """15 documents (every issuer x type once) under each of the seven distributions."""
+    out = tmp_path_factory.mktemp("corpus") / "small"
+    generate(GenerateSpec(out=out, n=15, seed=11, distributions=ALL_DISTRIBUTIONS), workers=2, progress=False)
+    return out

@@ -1,0 +1,79 @@
+"""ICAO 9303 MRZs: check digits against the specimen in Doc 9303, and generated MRZs against an independent checker."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from mrz.checker.td1 import TD1CodeChecker
+from mrz.checker.td3 import TD3CodeChecker
+
+from corpus import mrz
+from corpus.generate import DEFAULT_DISTRIBUTIONS, make_document
+from corpus.issuers import ISSUERS
+from corpus.records import L1_CLASSES
+
+
+@pytest.mark.parametrize(
+    ("field", "digit"),
+    [("L898902C3", "6"), ("740812", "2"), ("120415", "9"), ("ZE184226B", "1"), ("<<<<<<<<<<<<<<", "0")],
+)
+def test_check_digit_matches_icao_specimens(field: str, digit: str) -> None:
+    assert mrz.check_digit(field) == digit
+
+
+def test_td3_specimen_from_doc_9303() -> None:
+    lines = mrz.td3(issuer="UTO", document_number="L898902C3", birth=date(1974, 8, 12), sex="F",
+                    expiry=date(2012, 4, 15), nationality="UTO", surname="Eriksson", given_names="Anna Maria",
+                    personal_number="ZE184226B")
+    assert lines == ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+                     "L898902C36UTO7408122F1204159ZE184226B<<<<<10")
+
+
+def test_td1_specimen_from_doc_9303() -> None:
+    lines = mrz.td1(issuer="UTO", document_number="D23145890", birth=date(1974, 8, 12), sex="F",
+                    expiry=date(2012, 4, 15), nationality="UTO", surname="Eriksson", given_names="Anna Maria",
+                    doc_code="I")
+    assert lines == ("I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6",
+                     "ERIKSSON<<ANNA<MARIA<<<<<<<<<<")
+
+
+def test_transliteration_and_truncation() -> None:
+    assert mrz.transliterate("Müller-Łęcka O'Neil") == "MULLER<LECKA<O<NEIL"
+    assert mrz.transliterate("Straße") == "STRASSE"
+    field = mrz.name_field("Wolfeschlegelsteinhausenbergerdorff", "Hubert Blaine", 30)
+    assert len(field) == 30 and field.startswith("WOLFESCHLEGELSTEINHAUSENBERGER")
+    with pytest.raises(ValueError, match="not allowed"):
+        mrz.check_digit("ab")
+
+
+def test_generated_mrz_check_digits_pass_independent_checker() -> None:
+    """Every issuer x document type with an MRZ, several documents each, checked by the `mrz` package."""
+    checked = {}
+    index = 0
+    while len(checked) < len(ISSUERS) * 2 or min(checked.values()) < 3:
+        _, record = make_document(5, index, "clean", DEFAULT_DISTRIBUTIONS)
+        index += 1
+        truth = record["truth"]
+        if truth["l1"] == "driving_licence":
+            assert truth["mrz_lines"] == []
+            continue
+        code = "\n".join(truth["mrz_lines"])
+        if truth["l1"] == "id_card":
+            assert [len(line) for line in truth["mrz_lines"]] == [30, 30, 30]
+            checker = TD1CodeChecker(code)
+            hashes = [checker.document_number_hash, checker.birth_date_hash, checker.expiry_date_hash,
+                      checker.final_hash]
+        else:
+            assert [len(line) for line in truth["mrz_lines"]] == [44, 44]
+            checker = TD3CodeChecker(code)
+            hashes = [checker.document_number_hash, checker.birth_date_hash, checker.expiry_date_hash,
+                      checker.optional_data_hash, checker.final_hash]
+        assert all(hashes), (truth["l2"], truth["mrz_lines"])
+        parsed = checker.fields()
+        assert parsed.document_number == truth["fields"]["document_number"]
+        assert parsed.country == truth["issuer"]
+        assert parsed.birth_date == date.fromisoformat(truth["fields"]["date_of_birth"]).strftime("%y%m%d")
+        assert parsed.sex == truth["fields"]["sex"]
+        checked[truth["l2"]] = checked.get(truth["l2"], 0) + 1
+    assert set(checked) == {f"{i.code}.{l1}" for i in ISSUERS for l1 in L1_CLASSES if l1 != "driving_licence"}
