@@ -225,8 +225,6 @@ def _load_cardflow(root: Path, strict: bool, verify: bool) -> tuple[list[Documen
             doc = parse_label_line(root, labels_path, lineno, line)
         except (TypeError, AttributeError) as exc:  # e.g. a non-string "file"
             raise CorpusError(f"{labels_path}:{lineno}: invalid record ({exc})") from exc
-        if doc.truth is not None and doc.truth.corners is not None and len(doc.truth.corners) != 4:
-            raise CorpusError(f"{labels_path}:{lineno}: 'corners' must have 4 points")
         if not doc.path.is_relative_to(root) or ".." in doc.path.relative_to(root).parts:
             raise CorpusError(f"{labels_path}:{lineno}: file {doc.path} lies outside the corpus {root}")
         if doc.doc_id in seen:

@@ -135,7 +135,7 @@ def test_line_missing_a_key_names_file_line_and_key(own: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [({"file": 5}, r"labels\.jsonl:2: invalid record"),
-     ({"truth": {"corners": [[0, 0], [1, 1], [2, 2]]}}, r"labels\.jsonl:2: 'corners' must have 4 points"),
+    ({"truth": {"corners": [[0, 0], [1, 1], [2, 2]]}}, r"labels\.jsonl:2: invalid 'truth' \('corners' must be four"),
      ({"id": "clean-000000"}, r"labels\.jsonl:2: duplicate document id 'clean-000000'"),
      ({"file": "../elsewhere.jpg"}, r"labels\.jsonl:2: file .*elsewhere\.jpg lies outside the corpus")],
     ids=["file-not-string", "three-corners", "duplicate-id", "outside-root"],
