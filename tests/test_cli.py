@@ -1,0 +1,121 @@
+"""The `cardflow` command and the MLproject entry points, run as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlproject.cli import build_parser
+from mlproject.envfiles import check_conda_yaml
+from tests.conftest import ROOT
+
+CARDFLOW = [sys.executable, "-m", "mlproject.cli"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*CARDFLOW, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def _subcommand_paths() -> list[list[str]]:
+    """Every (sub)command path of the parser, so that a new command cannot ship without --help."""
+    import argparse
+
+    paths: list[list[str]] = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    paths.append([*prefix, name])
+                    walk(child, [*prefix, name])
+
+    walk(build_parser(), [])
+    return paths
+
+
+def test_help_on_every_subcommand() -> None:
+    paths = _subcommand_paths()
+    assert ["corpus", "generate"] in paths and ["demo"] in paths
+    for path in [[], *paths]:
+        result = _run(*path, "--help")
+        assert result.returncode == 0, (path, result.stderr)
+        assert "usage: cardflow" in result.stdout
+
+
+def test_the_installed_console_script_works() -> None:
+    script = Path(sys.executable).parent / "cardflow"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "corpus" in result.stdout
+
+
+def test_generate_then_info_show_and_stats(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    result = _run("corpus", "generate", "--out", str(out), "--n", "3", "--seed", "2", "--distribution", "clean,glare",
+                  "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "corpus: 6 documents (clean, glare)" in result.stdout
+    info = _run("corpus", "info", str(out), "--verify")
+    assert info.returncode == 0 and "format cardflow, 6 documents" in info.stdout and "clean: 3" in info.stdout
+    sheet = tmp_path / "sheet.png"
+    assert _run("corpus", "show", str(out), "--out", str(sheet)).returncode == 0
+    assert sheet.stat().st_size > 10_000
+    stats = _run("corpus", "stats", str(out), "--sample", "3")
+    assert stats.returncode == 0 and "brightness" in stats.stdout and "glare" in stats.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["corpus", "generate", "--out", "X", "--distribution", "clean,fog"], "unknown distribution 'fog'; valid: clean"),
+        (["corpus", "generate", "--out", "X", "--n", "0"], "--n: must be at least 1, got 0"),
+        (["corpus", "generate", "--out", "X", "--n", "2.5"], "--n: expected an integer, got '2.5'"),
+        (["corpus", "info", "does/not/exist"], "does/not/exist"),
+        (["corpus", "show", "does/not/exist", "--out", "x.png"], "does/not/exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [str(tmp_path / a) if a == "X" else a for a in args]
+    result = _run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "X").exists()
+
+
+def test_conda_yaml_is_in_step_with_pyproject() -> None:
+    assert check_conda_yaml() == []
+    result = _run("env-files", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_mlflow_run_generate_entry_point(tmp_path: Path) -> None:
+    """`mlflow run . -e generate --env-manager local -P …` against the embedded sqlite store."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # As a user runs it: in the activated environment (MLproject commands call `python`).
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    out = tmp_path / "corpus"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", ".", "-e", "generate", "--env-manager", "local",
+         "-P", f"out={out}", "-P", "n=2", "-P", "distributions=clean,phone", "-P", "workers=1"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "corpus.json").is_file()
+    mlflow.set_tracking_uri(uri)
+    runs = MlflowClient().search_runs(experiment_ids=["0"])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["n"] == "2" and run.data.params["distributions"] == "clean,phone"
+    assert run.data.metrics["documents"] == 4
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"corpus.json", "corpus-sheet.png"} <= artifacts
