@@ -15,6 +15,13 @@ ALL_DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast",
 
 
 @pytest.fixture(scope="session")
+def real_dev() -> Path:
+    """../shared/data/real-dev: real ID-document samples, read in place."""
+    assert REAL_DEV.is_dir(), f"real-dev samples not found at {REAL_DEV} (../shared must sit beside the clone)"
+    return REAL_DEV
+
+
+@pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """15 documents (every issuer x type once) under each of the seven distributions."""
     out = tmp_path_factory.mktemp("corpus") / "small"
