@@ -37,6 +37,15 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _optional_path(value: str) -> Path | None:
+    """A path, or None for an empty value (how MLproject entry points pass "use the default")."""
+    return Path(value) if value.strip() else None
+
+
+def _optional(value: str) -> str | None:
+    return value.strip() or None
+
+
 # --- corpus -------------------------------------------------------------------------------------
 
 def cmd_corpus_generate(args: argparse.Namespace) -> int:
@@ -67,6 +76,51 @@ def cmd_corpus_info(args: argparse.Namespace) -> int:
     from mlproject.commands import corpus_info
 
     print(corpus_info(args.corpus, verify=args.verify))
+    return 0
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    import json
+
+    from tabulate import tabulate
+
+    from steps.catalog import default_catalog
+
+    rows = default_catalog().describe()
+    if args.step:
+        rows = [r for r in rows if r["step"] == args.step]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[r["id"], r["step"], r["model"], r["version"],
+              ", ".join(f"{k}={v}" for k, v in r["params"].items()), r["description"]] for r in rows]
+    print(tabulate(table, headers=["id", "step", "model", "version", "params", "description"], maxcolwidths=[None] * 4 + [40, 50]))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from mlproject.train import train
+
+    report = train(corpus=args.corpus, preprocess=args.preprocess, ocr=args.ocr, families=args.families,
+                   workers=args.workers)
+    rows = [[name, m["holdout_accuracy"], m["holdout_macro_f1"], m["onnx_sklearn_agreement"], int(m["train_documents"])]
+            for name, m in report.items()]
+    print(tabulate(rows, headers=["classifier", "holdout acc", "macro F1", "onnx = sklearn", "docs"], floatfmt=".3f"))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mlproject.predict import predict
+
+    summary = predict(args.paths, args.out, config=args.config, batch_size=args.batch_size)
+    line = f"{summary.documents} documents, {summary.failures} failed, predictions in {args.out}"
+    if summary.evaluated:
+        line += f"; accuracy {summary.passed}/{summary.evaluated} assertions = {summary.accuracy:.1%}"
+    print(line)
     return 0
 
 
@@ -138,6 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("corpus", type=Path, help="corpus folder")
     info.add_argument("--verify", action="store_true", help="check every file's sha256 (CardFlow format)")
     info.set_defaults(func=cmd_corpus_info)
+
+    variants = sub.add_parser("variants", help="the catalog of step variants",
+                              description="Print every step variant (id, step, model, version, parameters).")
+    variants.add_argument("--json", action="store_true", help="a JSON list of objects, for scripts")
+    variants.add_argument("--step", choices=["preprocess", "ocr", "classify", "extract"], help="one step only")
+    variants.set_defaults(func=cmd_variants)
+
+    train = sub.add_parser("train", help="train the classifiers on OCR text, export to ONNX, log to MLflow",
+                           description="OCR a training corpus (generated from configs/pipeline.yaml's training "
+                                       "section unless --corpus), fit every classifier family at levels 1 and 2, "
+                                       "export to ONNX into the model store and log metrics and files to MLflow.")
+    train.add_argument("--corpus", type=_optional_path, help="training corpus (default: generate data/train-corpus)")
+    train.add_argument("--preprocess", type=_optional, help="preprocess variant for the training text (default: spec)")
+    train.add_argument("--ocr", type=_optional, help="OCR variant that makes the training text (default: spec)")
+    train.add_argument("--families", type=_csv, help="classifier families (default: all in the spec)")
+    train.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="run one configuration on images, folders or corpora",
+                             description="Run one configuration (default: configs/pipeline.yaml's default) and "
+                                         "write one JSON line per document; on a labelled corpus, with assertions.")
+    predict.add_argument("paths", type=Path, nargs="+", help="image files, folders or corpus folders")
+    predict.add_argument("--out", type=Path, required=True, help="predictions.jsonl to write")
+    predict.add_argument("--config", help='four variant ids or names, "preprocess | ocr | classify | extract"')
+    predict.add_argument("--batch-size", type=_positive_int, default=4, help="documents per batch (default 4)")
+    predict.set_defaults(func=cmd_predict)
 
     demo = sub.add_parser("demo", help="the main job, end to end, on embedded defaults",
                           description="The main job: generate a default corpus over several distributions "

@@ -1,11 +1,24 @@
-"""MLflow at the edge: attach to the run `mlflow run` started, if any."""
+"""MLflow at the edge: the tracking store, runs, and what every run records about where it ran."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import subprocess
 from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: no server to start
+PACKAGES = ("mlflow", "numpy", "opencv-python", "tesserocr", "onnxruntime", "rapidocr-onnxruntime",
+            "scikit-learn", "skl2onnx")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 @contextlib.contextmanager
@@ -17,5 +30,44 @@ def attached_run() -> Iterator[Any | None]:
         return
     import mlflow
 
+    mlflow.set_tracking_uri(tracking_uri())
     with mlflow.start_run(run_id=run_id) as run:
         yield run
+
+
+@contextlib.contextmanager
+def run_for(experiment: str, run_name: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
+    """The run `mlflow run` started, else a new run in `experiment` on the configured tracking store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    if os.environ.get("MLFLOW_RUN_ID"):
+        with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]) as run:
+            mlflow.set_tags({"mlflow.runName": run_name, **(tags or {})})
+            yield run
+        return
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        yield run
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{commit}-dirty" if dirty else commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_params() -> dict[str, str]:
+    """What a run ran on: git commit, Python, CPU count, package versions."""
+    params = {"git_commit": git_commit(), "python": platform.python_version(), "cpu_count": str(os.cpu_count())}
+    for package in PACKAGES:
+        try:
+            params[f"pkg.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            params[f"pkg.{package}"] = "absent"
+    return params

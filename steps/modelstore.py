@@ -124,6 +124,17 @@ class ModelStore:
             self._record(rel, source)
         return dest
 
+    def write_bytes(self, rel: str, data: bytes, source: str) -> Path:
+        """Write a file made here (a trained model) into the store and record its sha256."""
+        with self._locked():
+            dest = self.root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+            self._record(rel, source)
+        return dest
+
     def path(self, rel: str) -> Path:
         """The verified path of a store file, fetching or making it first when it is one the store knows how to."""
         with self._locked():

@@ -1,0 +1,68 @@
+"""`cardflow predict`: one configuration on image files, folders or corpora → predictions.jsonl.
+
+Reads: images (any format corpus.loaders reads, or single image files). Writes: one JSON line per
+document (source, classes with scores at both levels, fields, MRZ lines and check results, per-step
+latency; with ground truth, the assertions and whether each passed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from corpus.errors import CorpusError
+from corpus.imageio import IMAGE_SUFFIXES
+from corpus.loaders import load
+from corpus.records import DocumentRef
+from steps.catalog import Catalog, Configuration, default_catalog
+from steps.pipeline import Pipeline
+from steps.scoring import Summary
+from steps.spec import load_spec
+
+
+def collect(paths: Sequence[Path]) -> list[DocumentRef]:
+    """Documents from image files, folders and corpora, in the order given."""
+    docs: list[DocumentRef] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise CorpusError(f"{path} is not an image file (suffixes: {', '.join(IMAGE_SUFFIXES)})")
+            docs.append(DocumentRef(doc_id=path.stem, path=path))
+        else:
+            docs.extend(load(path).documents)
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.doc_id in seen:
+            raise CorpusError(f"two inputs share the document id {doc.doc_id!r}; pass them separately")
+        seen.add(doc.doc_id)
+    return docs
+
+
+def configuration_from(text: str | None, catalog: Catalog) -> Configuration:
+    return catalog.parse(text) if text else load_spec(catalog).default
+
+
+def predict(paths: Sequence[Path], out: Path, config: str | None = None, batch_size: int = 4,
+            progress: bool = True) -> Summary:
+    catalog = default_catalog()
+    configuration = configuration_from(config, catalog)
+    docs = collect(paths)
+    pipeline = Pipeline(configuration, catalog)
+    summary = Summary()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    with open(tmp, "w", encoding="utf-8") as fh, tqdm(total=len(docs), desc="predict", unit="doc",
+                                                          disable=not progress, leave=False) as bar:
+        for outcome in pipeline.run(docs, batch_size):
+            record = {"configuration": configuration.id, **outcome.to_json()}
+            assertions = summary.add(outcome)
+            if outcome.truth is not None:
+                record["assertions"] = assertions
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.update(1)
+    tmp.replace(out)
+    return summary

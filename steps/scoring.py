@@ -1,0 +1,154 @@
+"""Assertions and metrics: how a configuration is scored, defined once.
+
+Assertions per document (each evaluated only where the ground truth has what it checks):
+  class_l1        the predicted document type equals the true one
+  class_l2        the predicted issuer × type equals the true one (a level-1 classifier predicts none: fails)
+  field.<name>    each true field, exactly right after normalise_field (steps/normalize.py)
+  mrz_lines       every MRZ line read exactly right (documents with an MRZ)
+  mrz_valid       every MRZ check digit of what was read is valid (documents with an MRZ)
+A document that failed in a step fails every assertion it has. A configuration's accuracy is
+assertions passed / assertions evaluated, over all its documents.
+
+Also: character error rate (CER) of the OCR text against the printed text (both in reading order,
+folded, whitespace collapsed), and label-free signals that need no ground truth, for monitoring:
+MRZ check-digit validity, field-format validity, mean OCR confidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from corpus.records import GroundTruth
+from steps.normalize import normalise_field, normalise_text
+from steps.records import Extraction, OcrResult
+
+_FORMATS = {
+    "date_of_birth": re.compile(r"\d{4}-\d{2}-\d{2}"),
+    "date_of_expiry": re.compile(r"\d{4}-\d{2}-\d{2}"),
+    "date_of_issue": re.compile(r"\d{4}-\d{2}-\d{2}"),
+    "document_number": re.compile(r"[A-Z0-9/ ]{5,14}"),
+    "personal_number": re.compile(r"[A-Z0-9]{5,14}"),
+    "sex": re.compile(r"[MFX]"),
+    "nationality": re.compile(r"[A-Z]{3}"),
+    "surname": re.compile(r"[A-Z][A-Z '\-]+"),
+    "given_names": re.compile(r"[A-Z][A-Z '\-]+"),
+}
+
+
+def document_assertions(truth: GroundTruth, outcome) -> dict[str, bool]:
+    """Every assertion the ground truth supports, for one document's outcome (a DocumentOutcome)."""
+    failed = outcome.failure is not None
+    cls, ext = outcome.classification, outcome.extraction
+    results: dict[str, bool] = {}
+    if truth.l1:
+        results["class_l1"] = not failed and cls is not None and cls.l1 == truth.l1
+    if truth.l2:
+        results["class_l2"] = not failed and cls is not None and cls.l2 == truth.l2
+    for name, value in truth.fields.items():
+        got = ext.fields.get(name) if ext and not failed else None
+        results[f"field.{name}"] = got is not None and normalise_field(name, got) == normalise_field(name, value)
+    if truth.mrz_lines:
+        read = tuple(ext.mrz_lines) if ext and not failed else ()
+        results["mrz_lines"] = read == tuple(truth.mrz_lines)
+        results["mrz_valid"] = bool(ext and not failed and ext.mrz_valid)
+    return results
+
+
+def reading_order(text_lines: Iterable[tuple[str, tuple[int, int, int, int]]]) -> list[str]:
+    """Lines with boxes grouped into rows (vertically overlapping), each row left to right."""
+    entries = sorted(text_lines, key=lambda e: ((e[1][1] + e[1][3]) / 2, e[1][0]))
+    rows: list[list[tuple[str, tuple[int, int, int, int]]]] = []
+    for entry in entries:
+        centre, height = (entry[1][1] + entry[1][3]) / 2, entry[1][3] - entry[1][1]
+        if rows:
+            last = rows[-1][-1][1]
+            if abs(centre - (last[1] + last[3]) / 2) < 0.5 * max(1, min(height, last[3] - last[1])):
+                rows[-1].append(entry)
+                continue
+        rows.append([entry])
+    return [" ".join(t for t, _ in sorted(row, key=lambda e: e[1][0])) for row in rows]
+
+
+def cer(ocr: OcrResult | None, truth: GroundTruth) -> float | None:
+    """Character error rate of the OCR text against the printed text; None without printed text."""
+    if not truth.text_lines:
+        return None
+    reference = normalise_text("\n".join(truth.text_lines))
+    hypothesis = normalise_text("\n".join(reading_order((ln.text, ln.box) for ln in ocr.lines))) if ocr else ""
+    return min(1.0, Levenshtein.distance(hypothesis, reference) / max(1, len(reference)))
+
+
+def label_free(outcome) -> dict[str, float | None]:
+    """Signals that need no ground truth: MRZ validity, share of format-valid fields, mean OCR confidence."""
+    ext: Extraction | None = outcome.extraction
+    formats = [bool(_FORMATS[name].fullmatch(normalise_field(name, value)))
+               for name, value in (ext.fields.items() if ext else ()) if name in _FORMATS]
+    return {
+        "mrz_valid": None if ext is None or ext.mrz_valid is None else float(ext.mrz_valid),
+        "field_format_valid": float(np.mean(formats)) if formats else None,
+        "ocr_confidence": outcome.ocr.mean_confidence if outcome.ocr else None,
+    }
+
+
+@dataclass
+class Summary:
+    """A configuration's scores over a set of documents."""
+
+    documents: int = 0
+    failures: int = 0
+    passed: int = 0
+    evaluated: int = 0
+    per_assertion: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (passed, evaluated)
+    cer_values: list[float] = field(default_factory=list)
+    signals: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, outcome) -> dict[str, bool]:
+        self.documents += 1
+        self.failures += outcome.failure is not None
+        for name, value in label_free(outcome).items():
+            if value is not None:
+                self.signals.setdefault(name, []).append(value)
+        if outcome.truth is None:
+            return {}
+        results = document_assertions(outcome.truth, outcome)
+        for name, ok in results.items():
+            passed, evaluated = self.per_assertion.get(name, (0, 0))
+            self.per_assertion[name] = (passed + ok, evaluated + 1)
+        self.passed += sum(results.values())
+        self.evaluated += len(results)
+        value = cer(outcome.ocr, outcome.truth)
+        if value is not None:
+            self.cer_values.append(value)
+        return results
+
+    @property
+    def accuracy(self) -> float:
+        return self.passed / self.evaluated if self.evaluated else 0.0
+
+    def rate(self, name: str) -> float | None:
+        passed, evaluated = self.per_assertion.get(name, (0, 0))
+        return passed / evaluated if evaluated else None
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric dict with ARCHITECTURE.md's keys."""
+        out = {"accuracy": self.accuracy, "assertions_passed": float(self.passed),
+               "assertions_total": float(self.evaluated), "documents": float(self.documents),
+               "failures": float(self.failures)}
+        for name in sorted(self.per_assertion):
+            out[f"assert.{name}"] = self.rate(name)  # type: ignore[assignment]
+            if name.startswith("field."):
+                out[f"{name}.exact"] = self.rate(name)  # type: ignore[assignment]
+        if self.rate("class_l1") is not None:
+            out["l1_accuracy"] = self.rate("class_l1")  # type: ignore[assignment]
+        if self.rate("class_l2") is not None:
+            out["l2_accuracy"] = self.rate("class_l2")  # type: ignore[assignment]
+        if self.cer_values:
+            out["cer"] = float(np.mean(self.cer_values))
+        for name, values in self.signals.items():
+            out[f"signal.{name}"] = float(np.mean(values))
+        return out
