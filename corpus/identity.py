@@ -99,6 +99,21 @@ def _faker(locale: str) -> Faker:
     return Faker(locale)
 
 
+@lru_cache(maxsize=16)
+def _city_list(locale: str) -> tuple[str, ...]:
+    """The locale's city names in a fixed order. Some Faker locales (it_IT) build theirs from a set, whose
+    order changes with PYTHONHASHSEED: sorting makes the draw reproducible across processes."""
+    import importlib
+
+    provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
+    return tuple(sorted(set(getattr(provider, "cities", ()))))
+
+
+def _city(locale: str, fake: Faker, rng: np.random.Generator) -> str:
+    cities = _city_list(locale)
+    return cities[int(rng.integers(len(cities)))] if cities else fake.city()
+
+
 def _pattern(pattern: str, rng: np.random.Generator) -> str:
     out = []
     for char in pattern:
@@ -145,8 +160,8 @@ def draw_identity(issuer: Issuer, l1: str, rng: np.random.Generator) -> Identity
         issue=issue,
         expiry=expiry,
         document_number=number,
-        place_of_birth=fake.city().upper(),
-        authority=fake.city().upper(),
+        place_of_birth=_city(issuer.locale, fake, rng).upper(),
+        authority=_city(issuer.locale, fake, rng).upper(),
         personal_number=_pattern(issuer.personal_number, rng) if issuer.personal_number else "",
         categories=" ".join(CATEGORIES[i] for i in picks),
     )

@@ -87,10 +87,7 @@ def mrz_date(yymmdd: str, kind: str) -> str | None:
     if not re.fullmatch(r"\d{6}", yymmdd or ""):
         return None
     yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
-    if kind == "expiry":
-        year = 2000 + yy
-    else:
-        year = 2000 + yy if 2000 + yy <= datetime.now().year else 1900 + yy
+    year = 2000 + yy if kind == "expiry" else 2000 + yy if 2000 + yy <= datetime.now().year else 1900 + yy
     try:
         return date(year, mm, dd).isoformat()
     except ValueError:

@@ -202,3 +202,16 @@ def test_tesseract_reads_document_numbers_of_clean_td1_td3() -> None:
                 total += 1
             index += 1
     assert hits / total >= 0.9, f"{hits}/{total}"
+
+
+def test_documents_are_identical_across_processes_and_hash_seeds() -> None:
+    """Nothing may depend on Python's per-process hash seed (set iteration order, e.g. in Faker data)."""
+    import subprocess
+
+    code = ("import hashlib; from corpus.generate import make_document, DEFAULT_DISTRIBUTIONS; "
+            "print(hashlib.sha256(b''.join(make_document(5, i, 'phone', DEFAULT_DISTRIBUTIONS)[0] "
+            "for i in range(15))).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+                              cwd=Path(__file__).resolve().parent.parent).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1, digests

@@ -19,7 +19,8 @@ from steps.classify import OnnxTextClassifier, to_classification
 from steps.geometry import corner_error, find_quad
 from steps.modelstore import ModelStore
 from steps.pipeline import DocumentOutcome
-from steps.preprocess import PreprocessParams, Recipe, variants as preprocess_variants
+from steps.preprocess import PreprocessParams, Recipe
+from steps.preprocess import variants as preprocess_variants
 from steps.records import Classification, Extraction, ImageRecord, StepFailure
 from steps.scoring import Summary, document_assertions
 from steps.training import fit
