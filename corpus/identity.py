@@ -132,6 +132,13 @@ def _random_date(rng: np.random.Generator, start: date, end: date) -> date:
     return start + timedelta(days=int(rng.integers((end - start).days + 1)))
 
 
+def expiry_after(issue: date, years: int) -> date:
+    """The day before the `years`-th anniversary of issue (a 29 February anniversary falls on 1 March)."""
+    if (issue.month, issue.day) == (2, 29):
+        return date(issue.year + years, 3, 1) - timedelta(days=1)
+    return issue.replace(year=issue.year + years) - timedelta(days=1)
+
+
 def draw_identity(issuer: Issuer, l1: str, rng: np.random.Generator) -> Identity:
     """A fictional person and document of `issuer`, fully determined by `rng`'s state."""
     fake = _faker(issuer.locale)
@@ -146,7 +153,7 @@ def draw_identity(issuer: Issuer, l1: str, rng: np.random.Generator) -> Identity
     birth = _random_date(rng, date(1950, 1, 1), date(2006, 12, 31))
     issue = _random_date(rng, date(2016, 1, 1), date(2025, 12, 31))
     years = {"passport": 10, "id_card": 10, "driving_licence": 15}[l1]
-    expiry = issue.replace(year=issue.year + years) - timedelta(days=1)
+    expiry = expiry_after(issue, years)
     number = _pattern(issuer.dl_number, rng) if l1 == "driving_licence" else _pattern(issuer.doc_number, rng)
     n_categories = int(rng.integers(1, 5))
     picks = sorted(rng.choice(len(CATEGORIES), size=n_categories, replace=False))

@@ -250,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cardflow: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 — a bug, not bad input: say so in one line, trace on -v
+        log.debug("unexpected error", exc_info=True)
+        print(f"cardflow: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; "
+              "please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

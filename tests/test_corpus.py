@@ -215,3 +215,13 @@ def test_documents_are_identical_across_processes_and_hash_seeds() -> None:
                               env={**__import__("os").environ, "PYTHONHASHSEED": seed},
                               cwd=Path(__file__).resolve().parent.parent).stdout for seed in ("1", "2", "3")}
     assert len(digests) == 1, digests
+
+
+def test_expiry_of_a_leap_day_issue() -> None:
+    from datetime import date
+
+    from corpus.identity import expiry_after
+
+    assert expiry_after(date(2020, 2, 29), 10) == date(2030, 2, 28)
+    assert expiry_after(date(2020, 2, 29), 4) == date(2024, 2, 29)
+    assert expiry_after(date(2021, 6, 15), 10) == date(2031, 6, 14)
