@@ -124,6 +124,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sweep --------------------------------------------------------------------------------------
+
+def _sweep_request(args: argparse.Namespace, nested: bool):
+    from mlproject.sweep import build_request
+
+    return build_request(corpus=args.corpus, distributions=args.distributions, n=args.n, seed=args.seed,
+                         batch_size=args.batch_size, workers=args.workers, sla_ms=args.sla_ms,
+                         preprocess=args.preprocess, ocr=args.ocr, classify=args.classify, extract=args.extract,
+                         name=getattr(args, "name", None), reuse=not getattr(args, "no_reuse", False), nested=nested,
+                         report_root=getattr(args, "reports", Path("reports")))
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mlproject.sweep import print_summary, run_sweep
+
+    result = run_sweep(_sweep_request(args, nested=True))
+    print_summary(result)
+    return 0
+
+
+def cmd_run_config(args: argparse.Namespace) -> int:
+    from mlproject.sweep import SweepError, run_sweep
+
+    for step in ("preprocess", "ocr", "classify", "extract"):
+        if getattr(args, step) and "," in getattr(args, step):
+            raise SweepError(f"parameter {step}: run-config takes one variant, got {getattr(args, step)!r} (use sweep)")
+    if args.distributions and "," in args.distributions:
+        raise SweepError(f"parameter distribution: run-config takes one distribution, got {args.distributions!r}")
+    result = run_sweep(_sweep_request(args, nested=False), write_report=False)
+    (config_id, dist), run_id = next(iter(result.runs.items()))
+    print(f"run {run_id}: {config_id} @ {dist} ({'already finished: reused' if result.skipped else 'logged'})")
+    return 0
+
+
+def _add_sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:
+    what = "variant id or name" if single else "comma-separated variant ids or names"
+    parser.add_argument("--corpus", type=_optional, help="corpus folder (default: generate one from "
+                        "--distributions, --n, --seed under data/corpora/)")
+    parser.add_argument("--distributions", "--distribution", dest="distributions", type=_optional,
+                        help="distribution(s), comma-separated (default: the spec's; with --corpus: all of it)")
+    parser.add_argument("--n", default="30", help="documents per distribution when generating (default 30)")
+    parser.add_argument("--seed", default="7", help="seed when generating (default 7)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_optional,
+                        help="documents per batch, fixed across configurations (default: the SLA's)")
+    parser.add_argument("--workers", default="2", help="worker processes (default 2)")
+    parser.add_argument("--sla-ms", "--sla_ms", dest="sla_ms", type=_optional,
+                        help="end-to-end latency budget per document, p95 (default: the spec's)")
+    for step in ("preprocess", "ocr", "classify", "extract"):
+        parser.add_argument(f"--{step}", type=_optional, help=f"{step}: {what} (default: the spec's grid)")
+
+
 # --- project ------------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -218,6 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--config", help='four variant ids or names, "preprocess | ocr | classify | extract"')
     predict.add_argument("--batch-size", type=_positive_int, default=4, help="documents per batch (default 4)")
     predict.set_defaults(func=cmd_predict)
+
+    sweep = sub.add_parser("sweep", help="every configuration of a grid × distributions as MLflow runs + a report",
+                           description="Run a grid of configurations (per step: comma-separated variants, default "
+                                       "the spec's grid) on every distribution: one MLflow parent run, one nested "
+                                       "run per (configuration, distribution), and reports/<name>/report.md|html. "
+                                       "Finished runs are skipped on a re-run; Ctrl-C ends open runs as KILLED.")
+    _add_sweep_arguments(sweep, single=False)
+    sweep.add_argument("--name", type=_optional, help="sweep name (default: a hash of grid, corpus, batch size)")
+    sweep.add_argument("--no-reuse", action="store_true", help="recompute every configuration from scratch "
+                       "(no shared-prefix reuse; for benchmarks)")
+    sweep.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (default reports/)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    run_config = sub.add_parser("run-config", help="one configuration on one distribution → one MLflow run",
+                                description="Run one configuration (default: the spec's default) on one "
+                                            "distribution of a corpus; one MLflow run with the sweep's metrics.")
+    _add_sweep_arguments(run_config, single=True)
+    run_config.set_defaults(func=cmd_run_config)
 
     demo = sub.add_parser("demo", help="the main job, end to end, on embedded defaults",
                           description="The main job: generate a default corpus over several distributions "

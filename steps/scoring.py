@@ -152,3 +152,35 @@ class Summary:
         for name, values in self.signals.items():
             out[f"signal.{name}"] = float(np.mean(values))
         return out
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, float)
+    return {f"p{q}": float(np.percentile(arr, q)) for q in (50, 95, 99)} if arr.size else {}
+
+
+def latency_metrics(outcomes: list, sla=None) -> dict[str, float]:
+    """Latency per document (p50/p95/p99, end to end and per step), throughput, CPU use and SLA verdicts.
+
+    Throughput is documents per second of the batches' wall time (each batch counted once); CPU
+    utilisation is the batches' CPU time over their wall time (1.0 = one core busy throughout).
+    """
+    out: dict[str, float] = {}
+    for key, value in percentiles([o.end_to_end_ms for o in outcomes]).items():
+        out[f"latency_ms.{key}"] = value
+    steps = sorted({s for o in outcomes for s in o.latency_ms})
+    for step in steps:
+        for key, value in percentiles([o.latency_ms[step] for o in outcomes if step in o.latency_ms]).items():
+            out[f"step.{step}.latency_ms.{key}"] = value
+    batches: dict[str, tuple[float, float]] = {}
+    for o in outcomes:  # the documents of one batch share its wall and CPU time: count each batch once
+        batches.setdefault(o.batch_id, (o.end_to_end_ms, o.cpu_ms))
+    wall_s = sum(w for w, _ in batches.values()) / 1000.0
+    out["throughput_docs_s"] = len(outcomes) / wall_s if wall_s > 0 else 0.0
+    out["cpu_utilisation"] = (sum(c for _, c in batches.values()) / 1000.0) / wall_s if wall_s > 0 else 0.0
+    if sla is not None and outcomes:
+        verdict = sla.verdict(out["latency_ms.p95"], {s: out[f"step.{s}.latency_ms.p95"] for s in steps})
+        out["sla_met"] = float(verdict["end_to_end"])
+        for step in sla.steps_ms:
+            out[f"sla.{step}_met"] = float(verdict.get(step, False))
+    return out

@@ -1,0 +1,87 @@
+"""Plots shared by runs and reports (matplotlib, Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def confusion_png(truth: Sequence[str], predicted: Sequence[str], path: Path, title: str = "") -> Path:
+    """A confusion matrix (rows: truth, columns: prediction; counts annotated)."""
+    labels = sorted(set(truth) | set(predicted))
+    index = {label: k for k, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), int)
+    for t, p in zip(truth, predicted, strict=True):
+        matrix[index[t], index[p]] += 1
+    size = max(4.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if count > matrix.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows not dominated: no other row has lower-or-equal x and higher-or-equal y (one strictly)."""
+    ordered = points.sort_values([x, y], ascending=[True, False])
+    front, best = [], -np.inf
+    for _, row in ordered.iterrows():
+        if row[y] > best:
+            front.append(row)
+            best = row[y]
+    return pd.DataFrame(front)
+
+
+def accuracy_vs_latency_png(df: pd.DataFrame, sla_ms: float, path: Path) -> Path:
+    """Accuracy vs p95 end-to-end latency per (configuration, distribution); Pareto front per distribution; SLA line."""
+    fig, ax = plt.subplots(figsize=(9, 6))
+    colours = plt.get_cmap("tab10")
+    for k, (dist, part) in enumerate(df.groupby("distribution", sort=False)):
+        ax.scatter(part["latency_p95"], part["accuracy"] * 100, s=18, alpha=0.55, color=colours(k % 10), label=dist)
+        front = pareto_front(part, "latency_p95", "accuracy")
+        ax.plot(front["latency_p95"], front["accuracy"] * 100, "-", color=colours(k % 10), linewidth=1.4)
+    ax.axvline(sla_ms, color="red", linestyle="--", linewidth=1.2, label=f"SLA {sla_ms:.0f} ms (p95)")
+    ax.set_xlabel("end-to-end latency per document, p95 (ms)")
+    ax.set_ylabel("accuracy (% of assertions passed)")
+    ax.set_title("Accuracy vs latency: every configuration × distribution (lines: Pareto fronts)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def heatmap_png(pivot: pd.DataFrame, path: Path, title: str) -> Path:
+    """Configuration × distribution heat map of accuracy (%), annotated."""
+    values = pivot.to_numpy(dtype=float) * 100
+    fig, ax = plt.subplots(figsize=(2.2 + 1.1 * pivot.shape[1], 1.5 + 0.28 * pivot.shape[0]))
+    image = ax.imshow(values, cmap="RdYlGn", vmin=max(0, np.nanmin(values) - 5), vmax=100, aspect="auto")
+    ax.set_xticks(range(pivot.shape[1]), pivot.columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(pivot.shape[0]), pivot.index, fontsize=6)
+    for (i, j), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(image, ax=ax, label="accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

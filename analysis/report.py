@@ -1,0 +1,124 @@
+"""The written answer of a sweep: reports/<sweep>/report.md and report.html with tables and plots."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import markdown
+import pandas as pd
+
+from analysis.plots import accuracy_vs_latency_png, heatmap_png
+from analysis.sweep import SweepData, accuracy_pivot, best_per_distribution, load_sweep, results_table, robustness
+from steps.base import STEPS
+
+OBJECTIVE = (
+    "CardFlow reads identity documents: a photo or scan goes through **preprocess** (colour channel, "
+    "binarisation, contrast, rectification) → **OCR** (Tesseract in several model versions, RapidOCR) → "
+    "**classify** (level 1: document type; level 2: issuer × type) → **extract** (fields, and the MRZ with its "
+    "check digits). A configuration picks one variant per step. This report answers: which configuration is "
+    "best, under which capture distribution, and within the latency SLA?"
+)
+ASSERTIONS = [
+    ("class_l1", "the predicted document type is right"),
+    ("class_l2", "the predicted issuer × type is right (a level-1 classifier predicts none: fails)"),
+    ("field.<name>", "each printed field is read exactly right after normalisation (case, diacritics, separators; dates as ISO)"),
+    ("mrz_lines", "every MRZ line is read exactly right (documents with an MRZ)"),
+    ("mrz_valid", "every check digit of the MRZ as read is valid (documents with an MRZ)"),
+]
+
+
+def _md_table(df: pd.DataFrame, index: bool = False) -> str:
+    return df.to_markdown(index=index)
+
+
+def _catalog_section(data: SweepData) -> tuple[str, str]:
+    from steps.catalog import default_catalog
+
+    catalog = default_catalog()
+    grid = data.manifest["grid"]
+    rows, counts = [], []
+    possible = 1
+    for step in STEPS:
+        total = len(catalog.ids(step))
+        possible *= total
+        counts.append({"step": step, "variants in the catalog": total, "in this sweep": len(grid[step])})
+        for vid in grid[step]:
+            variant = catalog.get(vid)
+            rows.append({"step": step, "variant": vid, "what": variant.description})
+    configs = 1
+    for step in STEPS:
+        configs *= len(grid[step])
+    runs = configs * len(data.manifest["distributions"])
+    summary = (f"{_md_table(pd.DataFrame(counts))}\n\n**{possible}** configurations are possible with the whole catalog; "
+               f"this sweep ran **{configs}** configurations × **{len(data.manifest['distributions'])}** distributions "
+               f"= **{runs}** runs.")
+    return _md_table(pd.DataFrame(rows)), summary
+
+
+def _data_section(data: SweepData) -> str:
+    from corpus.capture import get_preset
+
+    df = data.runs
+    docs = df.groupby("distribution", sort=False)["documents"].max()
+    rows = [{"distribution": d, "documents": int(docs[d]), "capture": get_preset(d).description}
+            for d in data.manifest["distributions"] if d in docs.index]
+    return (f"Corpus `{data.manifest['corpus']}` (manifest sha256 `{data.manifest['corpus_manifest_sha256'][:16]}…`): "
+            f"synthetic documents of 5 fictional issuers × 3 types (TD1 identity card, TD3 passport, driving "
+            f"licence) with exact ground truth; the same documents under every distribution.\n\n"
+            + _md_table(pd.DataFrame(rows)))
+
+
+def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
+    """Write report.md, report.html and the plots for a sweep's parent run; returns the folder."""
+    data = load_sweep(parent_run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = data.runs
+    sla = data.manifest["sla"]
+    accuracy_vs_latency_png(df, sla["end_to_end_ms"], out_dir / "accuracy_vs_latency.png")
+    pivot = accuracy_pivot(df)
+    heatmap_png(pivot, out_dir / "accuracy_heatmap.png", "accuracy (%) per configuration × distribution")
+    table = results_table(df)
+    table.to_csv(out_dir / "results.csv", index=False)
+    best = best_per_distribution(df)
+    robust = robustness(df)
+    variants_table, counts = _catalog_section(data)
+    top = robust.index[0]
+    budgets = ", ".join(f"{s} {v:.0f} ms" for s, v in sla["steps_ms"].items())
+    md = "\n".join([
+        f"# CardFlow sweep report — {data.manifest['name']}",
+        "",
+        f"Generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} from MLflow parent run `{parent_run_id}`. "
+        f"Batch size {data.manifest['batch_size']} (fixed across configurations). Latency is per document "
+        f"(a document waits for its whole batch), end to end; the SLA is p95 ≤ {sla['end_to_end_ms']:.0f} ms "
+        f"end to end (per-step budgets: {budgets}).",
+        "", "## The pipeline", "", OBJECTIVE, "",
+        "```\nimage ─▶ preprocess ─▶ ocr ─▶ classify ─▶ extract ─▶ prediction\n```", "",
+        "## Data and distributions", "", _data_section(data), "",
+        "## Models and versions per step", "", variants_table, "",
+        "## How many configurations", "", counts, "",
+        "## Assertions", "",
+        "A configuration's accuracy is assertions passed / assertions evaluated over all its documents; a document "
+        "that failed in a step fails all of its assertions.", "",
+        "\n".join(f"- `{name}`: {what}" for name, what in ASSERTIONS), "",
+        "## Best configuration per distribution", "",
+        "Most accurate configuration meeting the SLA (ties: lower p95 latency).", "", _md_table(best), "",
+        "## Most robust configuration", "",
+        f"**{top}** — the best worst case across distributions ({robust.iloc[0]['worst %']:.1f}% on "
+        f"{robust.iloc[0]['worst distribution']}; mean {robust.iloc[0]['mean %']:.1f}%).", "",
+        _md_table(robust.head(10), index=True), "",
+        "## Accuracy vs latency", "", "![accuracy vs latency](accuracy_vs_latency.png)", "",
+        "## Accuracy per configuration and distribution", "", "![heat map](accuracy_heatmap.png)", "",
+        "## Every configuration and distribution", "",
+        "Accuracy as assertions passed / total and %, latency per document p50/p95 (ms), SLA verdict. "
+        "Also in `results.csv`.", "", _md_table(table), "",
+    ])
+    (out_dir / "report.md").write_text(md, encoding="utf-8")
+    html = markdown.markdown(md, extensions=["tables", "fenced_code"])
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+             "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "th{background:#f0f0f0}img{max-width:100%}code{background:#f5f5f5}")
+    (out_dir / "report.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{data.manifest['name']}</title>"
+        f"<style>{style}</style></head><body>{html}</body></html>", encoding="utf-8")
+    return out_dir

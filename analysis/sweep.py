@@ -1,0 +1,94 @@
+"""A sweep's results as tables, from its MLflow runs (the parent run's sweep.json lists them).
+
+Used by the sweep report and by analysis/milestone1.ipynb, so both show the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from steps.base import STEPS
+
+
+@dataclass
+class SweepData:
+    manifest: dict[str, Any]
+    parent_params: dict[str, str]
+    runs: pd.DataFrame  # one row per (configuration, distribution)
+
+
+def load_sweep(parent_run_id: str, client=None) -> SweepData:
+    """Read sweep.json from the parent run and every listed run's params and metrics."""
+    from mlflow.tracking import MlflowClient
+
+    client = client or MlflowClient()
+    parent = client.get_run(parent_run_id)
+    path = client.download_artifacts(parent_run_id, "sweep.json")
+    with open(path, encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    rows = []
+    for entry in manifest["runs"]:
+        run = client.get_run(entry["run_id"])
+        m, p = run.data.metrics, run.data.params
+        rows.append({
+            "run_id": entry["run_id"], "config_id": entry["config_id"], "distribution": entry["distribution"],
+            "label": run.data.tags.get("cardflow.config_label", entry["config_id"]),
+            **{step: p.get(step) for step in STEPS},
+            "passed": int(m.get("assertions_passed", 0)), "total": int(m.get("assertions_total", 0)),
+            "accuracy": m.get("accuracy"), "l1_accuracy": m.get("l1_accuracy"), "l2_accuracy": m.get("l2_accuracy"),
+            "cer": m.get("cer"), "latency_p50": m.get("latency_ms.p50"), "latency_p95": m.get("latency_ms.p95"),
+            "latency_p99": m.get("latency_ms.p99"), "throughput": m.get("throughput_docs_s"),
+            "sla_met": bool(m.get("sla_met", 0.0)), "documents": int(m.get("documents", 0)),
+            **{f"step_{s}_p95": m.get(f"step.{s}.latency_ms.p95") for s in STEPS},
+            **{k: v for k, v in m.items() if k.startswith(("assert.", "field."))},
+        })
+    return SweepData(manifest, dict(parent.data.params), pd.DataFrame(rows))
+
+
+def results_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The table the seed asks for: per configuration and distribution — accuracy as assertions passed /
+    total and %, latency p50/p95 (ms per document), SLA met."""
+    out = pd.DataFrame({
+        "configuration": df["label"], "distribution": df["distribution"],
+        "assertions": df["passed"].astype(str) + " / " + df["total"].astype(str),
+        "accuracy %": (df["accuracy"] * 100).round(1),
+        "p50 ms": df["latency_p50"].round(0), "p95 ms": df["latency_p95"].round(0),
+        "SLA met": df["sla_met"].map({True: "yes", False: "no"}),
+    })
+    return out.sort_values(["distribution", "accuracy %", "p95 ms"], ascending=[True, False, True]).reset_index(drop=True)
+
+
+def best_per_distribution(df: pd.DataFrame, within_sla: bool = True) -> pd.DataFrame:
+    """The most accurate configuration per distribution (ties: lower p95), among those meeting the SLA if any do."""
+    rows = []
+    for dist, part in df.groupby("distribution", sort=False):
+        pool = part[part["sla_met"]] if within_sla and part["sla_met"].any() else part
+        best = pool.sort_values(["accuracy", "latency_p95"], ascending=[False, True]).iloc[0]
+        rows.append({"distribution": dist, "configuration": best["label"], "accuracy %": round(best["accuracy"] * 100, 1),
+                     "p95 ms": round(best["latency_p95"]), "SLA met": "yes" if best["sla_met"] else "no",
+                     "meets SLA among": int(part["sla_met"].sum())})
+    return pd.DataFrame(rows)
+
+
+def robustness(df: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: worst-case, mean and spread of accuracy across distributions, and whether the SLA
+    holds everywhere. The most robust is the best worst case (ties: the best mean)."""
+    grouped = df.groupby("label")
+    out = pd.DataFrame({
+        "worst %": grouped["accuracy"].min() * 100, "mean %": grouped["accuracy"].mean() * 100,
+        "spread pts": (grouped["accuracy"].max() - grouped["accuracy"].min()) * 100,
+        "worst distribution": grouped.apply(lambda g: g.loc[g["accuracy"].idxmin(), "distribution"], include_groups=False),
+        "p95 ms (max)": grouped["latency_p95"].max(), "SLA everywhere": grouped["sla_met"].all().map({True: "yes", False: "no"}),
+    })
+    return out.sort_values(["worst %", "mean %"], ascending=False).round(1)
+
+
+def accuracy_pivot(df: pd.DataFrame) -> pd.DataFrame:
+    """Configuration × distribution accuracy (rows ordered by mean accuracy)."""
+    pivot = df.pivot_table(index="label", columns="distribution", values="accuracy", aggfunc="mean")
+    pivot = pivot[[d for d in dict.fromkeys(df["distribution"]) if d in pivot.columns]]
+    return pivot.loc[pivot.mean(axis=1).sort_values(ascending=False).index]

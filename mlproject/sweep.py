@@ -1,0 +1,472 @@
+"""`cardflow sweep` / `cardflow run-config` (MLproject entry points `sweep`, `run_config`).
+
+Reads: a corpus (generated from `distributions`, `n`, `seed` when `corpus` is empty), the pipeline
+spec (configs/pipeline.yaml: default grid, SLA), the trained classifiers in the model store.
+Writes: an MLflow parent run (experiment `cardflow-sweep`, tag cardflow.kind=sweep) with one nested
+run per (configuration, distribution) (tag cardflow.kind=config-run; params: the four variant ids
+and versions, corpus manifest hash, distribution, batch size, workers, cores, SLA budgets, git commit,
+package versions; metrics: accuracy, assert.*, l1/l2 accuracy, field.*.exact, cer, latency_ms.*,
+step.*.latency_ms.*, throughput_docs_s, cpu_utilisation, peak_rss_mb, sla_met; artifacts:
+predictions.jsonl, step_latency.csv, confusion_l2.png), and reports/<sweep>/ (also on the parent run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from corpus.capture import get_preset
+from corpus.errors import CardflowError, CorpusError
+from corpus.generate import GenerateSpec, generate
+from corpus.loaders import load
+from corpus.records import Corpus, DocumentRef
+from mlproject.tracking import environment_params, tracking_uri
+from steps.base import STEPS, StepError
+from steps.catalog import Catalog, Configuration, default_catalog
+from steps.pipeline import DocumentOutcome
+from steps.prefix import BatchResult, Grid, evaluate_batch
+from steps.scoring import Summary, latency_metrics
+from steps.spec import PipelineSpec, Sla, load_spec
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "cardflow-sweep"
+SCORING_VERSION = "1"  # bump when the assertions or metrics change meaning: finished runs are then redone
+
+
+class SweepError(CardflowError):
+    """A sweep parameter is wrong; the message names it and lists the valid choices."""
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """A validated sweep: grid × distributions on one corpus at one batch size."""
+
+    corpus: Corpus
+    distributions: tuple[str, ...]
+    grid: Grid
+    batch_size: int
+    workers: int
+    sla: Sla
+    name: str
+    reuse: bool = True
+    report_root: Path = Path("reports")
+    nested: bool = True  # False: run_config, one top-level run
+
+    @property
+    def configurations(self) -> list[Configuration]:
+        return self.grid.configurations()
+
+
+def _split(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    return tuple(value)
+
+
+def _positive(name: str, value: Any, kind=int) -> Any:
+    try:
+        number = kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError) as exc:
+        raise SweepError(f"parameter {name}: expected a number, got {value!r}") from exc
+    if kind is int and float(value) != number:
+        raise SweepError(f"parameter {name}: expected an integer, got {value!r}")
+    if number <= 0:
+        raise SweepError(f"parameter {name} must be positive, got {value!r}")
+    return number
+
+
+def corpus_for(distributions: tuple[str, ...], n: int, seed: int, workers: int, root: Path = Path("data/corpora")) -> Path:
+    """The corpus generated for (distributions, n, seed), made once and reused."""
+    out = root / f"n{n}-seed{seed}-{'-'.join(distributions)}"
+    generate(GenerateSpec(out=out, n=n, seed=seed, distributions=distributions), workers=workers)
+    return out
+
+
+def build_request(*, corpus: str | Path | None, distributions: str | Sequence[str] | None, n: Any = 30, seed: Any = 7,
+                  batch_size: Any = None, workers: Any = 2, sla_ms: Any = None, preprocess=None, ocr=None,
+                  classify=None, extract=None, name: str | None = None, reuse: bool = True,
+                  catalog: Catalog | None = None, spec: PipelineSpec | None = None, nested: bool = True,
+                  report_root: Path = Path("reports")) -> SweepRequest:
+    """Validate every parameter before anything runs; errors name the parameter and the valid choices."""
+    catalog = catalog or default_catalog()
+    spec = spec or load_spec(catalog)
+    grid_ids = {}
+    for step, value in zip(STEPS, (preprocess, ocr, classify, extract), strict=True):
+        names = _split(value) or spec.grid[step]
+        try:
+            grid_ids[step] = tuple(dict.fromkeys(catalog.resolve(step, nm) for nm in names))
+        except StepError as exc:
+            raise SweepError(f"parameter {step}: {exc}") from exc
+    batch = _positive("batch_size", batch_size if batch_size not in (None, "") else spec.sla.batch_size)
+    workers_n = _positive("workers", workers)
+    n_docs, seed_n = _positive("n", n), int(float(seed))
+    budget = spec.sla.end_to_end_ms if sla_ms in (None, "") else _positive("sla_ms", sla_ms, float)
+    sla = Sla(batch_size=batch, end_to_end_ms=budget, steps_ms=dict(spec.sla.steps_ms))
+    dists = _split(distributions)
+    if corpus not in (None, ""):
+        path = Path(corpus)
+        if not path.exists():
+            raise SweepError(f"parameter corpus: {path} does not exist")
+        loaded = load(path)
+        dists = dists or loaded.distributions
+        missing = [d for d in dists if d not in loaded.distributions]
+        if missing:
+            raise SweepError(f"parameter distributions: corpus {path} has no {', '.join(missing)}; "
+                             f"it has: {', '.join(loaded.distributions)}")
+    else:
+        dists = dists or spec.distributions
+        for dist in dists:
+            try:
+                get_preset(dist)
+            except CorpusError as exc:
+                raise SweepError(f"parameter distributions: {exc}") from exc
+        loaded = load(corpus_for(dists, n_docs, seed_n, workers_n))
+    grid = Grid(**grid_ids)
+    for vid in grid.classify:  # a missing trained model must stop us before any run starts
+        try:
+            catalog.get(vid).load()
+        except StepError as exc:
+            raise SweepError(f"parameter classify: {exc}") from exc
+    sweep_name = name or f"sweep-{hashlib.sha256(json.dumps([grid.as_dict(), dists, loaded.manifest_hash, batch]).encode()).hexdigest()[:8]}"
+    return SweepRequest(loaded, dists, grid, batch, workers_n, sla, sweep_name, reuse, report_root, nested)
+
+
+# --- worker processes ---------------------------------------------------------------------------
+
+_CATALOG: dict[str, Catalog] = {}
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    _CATALOG["catalog"] = default_catalog()
+
+
+def _evaluate(task: tuple[str, int, list[DocumentRef], list[str], bool]) -> tuple[str, int, BatchResult, float]:
+    import resource
+
+    distribution, index, docs, config_ids, reuse = task
+    catalog = _CATALOG.get("catalog") or _CATALOG.setdefault("catalog", default_catalog())
+    configs = [Configuration(*cid.split("|")) for cid in config_ids]
+    if reuse:
+        result = evaluate_batch(catalog, docs, configs)
+    else:  # naive: every configuration from scratch (for benchmarks and the honesty check)
+        result = BatchResult()
+        for config in configs:
+            part = evaluate_batch(catalog, docs, [config])
+            result.outcomes.update(part.outcomes)
+            for key, node in part.nodes.items():
+                result.nodes[f"{config.id}#{key}"] = node
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return distribution, index, result, peak_mb
+
+
+# --- tracking -----------------------------------------------------------------------------------
+
+def code_version(catalog: Catalog, config: Configuration) -> str:
+    parts = [catalog.get(vid).fingerprint() for vid in config.ids()] + [SCORING_VERSION]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def _finished_runs(client, experiment_id: str, corpus_sha: str, batch_size: int) -> dict[tuple[str, str, str], str]:
+    """(config hash, distribution, code) → run id of finished config runs on this corpus and batch size."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=(f"tags.`cardflow.kind` = 'config-run' and tags.`cardflow.corpus_sha` = '{corpus_sha}' "
+                       f"and tags.`cardflow.batch_size` = '{batch_size}' and attributes.status = 'FINISHED'"),
+        max_results=50000, order_by=["attributes.start_time ASC"])
+    return {(r.data.tags["cardflow.config_hash"], r.data.tags["cardflow.distribution"], r.data.tags["cardflow.code"]):
+            r.info.run_id for r in runs}
+
+
+def _kill_stale(client, experiment_id: str, key: str) -> None:
+    """Runs left RUNNING by a sweep process that died (its pid is gone) are ended as KILLED."""
+    for run in client.search_runs([experiment_id], filter_string=f"tags.`cardflow.sweep_key` = '{key}' and "
+                                  "attributes.status = 'RUNNING'"):
+        pid, host = run.data.tags.get("cardflow.pid"), run.data.tags.get("cardflow.host")
+        alive = False
+        if pid and host == socket.gethostname():
+            try:
+                os.kill(int(pid), 0)
+                alive = True
+            except (OSError, ValueError):
+                alive = False
+        if not alive:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            log.info("run %s was left RUNNING by a process that is gone; ended as KILLED", run.info.run_id)
+
+
+def _run_params(req: SweepRequest, config: Configuration, distribution: str, catalog: Catalog, env: dict) -> dict:
+    params: dict[str, Any] = {}
+    for step, vid in config.as_dict().items():
+        variant = catalog.get(vid)
+        params[step] = vid
+        params[f"{step}.model"] = variant.model
+        params[f"{step}.version"] = variant.version
+    docs = sum(1 for d in req.corpus if d.distribution == distribution)
+    params.update({
+        "config_id": config.id, "config_hash": config.short_hash, "corpus": str(req.corpus.root),
+        "corpus_manifest_sha256": req.corpus.manifest_hash, "distribution": distribution, "documents": docs,
+        "batch_size": req.batch_size, "workers": req.workers, "cores": len(os.sched_getaffinity(0)),
+        "sla_ms": req.sla.end_to_end_ms, **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()}, **env,
+    })
+    return params
+
+
+def _step_latency_csv(outcomes: list[DocumentOutcome]) -> str:
+    import numpy as np
+
+    lines = ["step,p50_ms,p95_ms,p99_ms,mean_ms"]
+    for step in [*STEPS, "end_to_end"]:
+        values = np.array([o.end_to_end_ms if step == "end_to_end" else o.latency_ms.get(step, np.nan) for o in outcomes])
+        lines.append(f"{step},{np.percentile(values, 50):.3f},{np.percentile(values, 95):.3f},"
+                     f"{np.percentile(values, 99):.3f},{values.mean():.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _log_config_run(req: SweepRequest, config: Configuration, distribution: str, outcomes: list[DocumentOutcome],
+                    catalog: Catalog, env: dict, peak_mb: float, code: str, key: str) -> tuple[str, dict[str, float]]:
+    import mlflow
+
+    from analysis.plots import confusion_png
+
+    summary = Summary()
+    rows = []
+    for outcome in outcomes:
+        assertions = summary.add(outcome)
+        rows.append({**outcome.to_json(), "assertions": assertions,
+                     "truth_l2": outcome.truth.l2 if outcome.truth else None})
+    metrics = {**summary.metrics(), **latency_metrics(outcomes, req.sla), "peak_rss_mb": peak_mb}
+    tags = {"cardflow.kind": "config-run", "cardflow.config_id": config.id, "cardflow.config_hash": config.short_hash,
+            "cardflow.distribution": distribution, "cardflow.corpus_sha": req.corpus.manifest_hash,
+            "cardflow.batch_size": str(req.batch_size), "cardflow.code": code, "cardflow.sweep_key": key,
+            "cardflow.config_label": config.label}
+    if req.nested or mlflow.active_run() is None:
+        context = mlflow.start_run(run_name=f"{config.label} @ {distribution}", nested=req.nested, tags=tags)
+    else:  # run_config under `mlflow run`: the entry point's own run is the configuration's run
+        mlflow.set_tags({**tags, "mlflow.runName": f"{config.label} @ {distribution}"})
+        context = contextlib.nullcontext(mlflow.active_run())
+    with context as run:
+        mlflow.log_params(_run_params(req, config, distribution, catalog, env))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            with open(folder / "predictions.jsonl", "w", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            (folder / "step_latency.csv").write_text(_step_latency_csv(outcomes))
+            labelled = [(o.truth.l2, (o.classification.l2 if o.classification else None) or "none")
+                        for o in outcomes if o.truth and o.truth.l2]
+            if labelled:
+                confusion_png([t for t, _ in labelled], [p for _, p in labelled], folder / "confusion_l2.png",
+                              title=f"level 2 — {config.label} @ {distribution}")
+            mlflow.log_artifacts(str(folder))
+        return run.info.run_id, metrics
+
+
+@dataclass
+class SweepResult:
+    parent_run_id: str
+    report_dir: Path | None
+    runs: dict[tuple[str, str], str] = field(default_factory=dict)  # (config id, distribution) → run id
+    logged: int = 0
+    skipped: int = 0
+    wall_s: float = 0.0
+    unique_compute_s: float = 0.0
+    node_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_sweep(req: SweepRequest, *, progress: bool = True, write_report: bool = True) -> SweepResult:
+    """Run the sweep (resuming: finished configuration runs are skipped). Ctrl-C ends open runs as KILLED."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    catalog = default_catalog()
+    mlflow.set_tracking_uri(tracking_uri())
+    client = MlflowClient()
+    parent_id = os.environ.get("MLFLOW_RUN_ID")
+    experiment_id = (client.get_run(parent_id).info.experiment_id if parent_id
+                     else mlflow.set_experiment(EXPERIMENT).experiment_id)
+    configs = req.configurations
+    codes = {c.id: code_version(catalog, c) for c in configs}
+    key = hashlib.sha256(json.dumps([req.name, sorted(codes.items()), req.distributions, req.corpus.manifest_hash,
+                                     req.batch_size]).encode()).hexdigest()[:16]
+    _kill_stale(client, experiment_id, key)
+    finished = _finished_runs(client, experiment_id, req.corpus.manifest_hash, req.batch_size)
+    result = SweepResult(parent_run_id="", report_dir=None)
+    todo: dict[str, list[Configuration]] = {}
+    for dist in req.distributions:
+        for config in configs:
+            done = finished.get((config.short_hash, dist, codes[config.id]))
+            if done:
+                result.runs[(config.id, dist)] = done
+                result.skipped += 1
+            else:
+                todo.setdefault(dist, []).append(config)
+    env = environment_params()
+    tags = {"cardflow.kind": "sweep" if req.nested else "run-config", "cardflow.sweep_key": key,
+            "cardflow.pid": str(os.getpid()), "cardflow.host": socket.gethostname()}
+    started = time.perf_counter()
+    run_ctx = (mlflow.start_run(run_id=parent_id) if parent_id else
+               mlflow.start_run(run_name=req.name, tags=tags) if req.nested else None)
+    try:
+        if run_ctx is not None:
+            parent = run_ctx.__enter__()
+            result.parent_run_id = parent.info.run_id
+            mlflow.set_tags(tags)
+            mlflow.log_params(_sweep_params(req, env))
+        _execute(req, todo, codes, catalog, env, key, result, progress)
+        result.wall_s = time.perf_counter() - started
+        if run_ctx is not None:
+            mlflow.log_metrics(_sweep_metrics(req, result))
+            mlflow.log_dict(_sweep_manifest(req, result, codes), "sweep.json")
+            if write_report and req.nested:
+                from analysis.report import write_sweep_report
+
+                result.report_dir = write_sweep_report(result.parent_run_id, req.report_root / req.name)
+                mlflow.log_artifacts(str(result.report_dir), "report")
+            run_ctx.__exit__(None, None, None)
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        while mlflow.active_run() is not None:
+            mlflow.end_run(status=status)
+        raise
+    return result
+
+
+def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dict[str, str], catalog: Catalog,
+             env: dict, key: str, result: SweepResult, progress: bool) -> None:
+    """Evaluate the missing (configuration, distribution) pairs batch by batch on the pool; log each
+    distribution's runs as soon as all its batches are in."""
+    tasks = []
+    for dist, configs in todo.items():
+        docs = [d for d in req.corpus if d.distribution == dist]
+        ids = [c.id for c in configs]
+        for index, start in enumerate(range(0, len(docs), req.batch_size)):
+            tasks.append((dist, index, docs[start : start + req.batch_size], ids, req.reuse))
+    pending_batches = defaultdict(int)
+    for task in tasks:
+        pending_batches[task[0]] += 1
+    collected: dict[str, dict[int, BatchResult]] = defaultdict(dict)
+    peak = 0.0
+    total = len(req.configurations) * len(req.distributions)
+    bar = tqdm(total=total, initial=result.skipped, desc=f"{req.name}", unit="run", disable=not progress,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]{postfix}")
+    bar.set_postfix_str(f"skipped {result.skipped} finished")
+
+    def log_distribution(dist: str) -> None:
+        batches = [collected[dist][i] for i in sorted(collected[dist])]
+        for config in todo[dist]:
+            outcomes = [o for b in batches for o in b.outcomes[config.id]]
+            run_id, _ = _log_config_run(req, config, dist, outcomes, catalog, env, peak, codes[config.id], key)
+            result.runs[(config.id, dist)] = run_id
+            result.logged += 1
+            bar.update(1)
+        for b in batches:
+            for node, t in b.nodes.items():
+                result.node_seconds[node] = result.node_seconds.get(node, 0.0) + t.wall_ms / 1000.0
+        del collected[dist]
+
+    if req.workers <= 1:
+        _worker_init_inline()
+        for task in tasks:
+            dist, index, batch_result, peak_mb = _evaluate(task)
+            peak = max(peak, peak_mb)
+            collected[dist][index] = batch_result
+            pending_batches[dist] -= 1
+            if pending_batches[dist] == 0:
+                log_distribution(dist)
+    else:
+        with ProcessPoolExecutor(req.workers, initializer=_worker_init) as pool:
+            futures: set[Future] = {pool.submit(_evaluate, task) for task in tasks}
+            try:
+                while futures:
+                    done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        dist, index, batch_result, peak_mb = future.result()
+                        peak = max(peak, peak_mb)
+                        collected[dist][index] = batch_result
+                        pending_batches[dist] -= 1
+                        if pending_batches[dist] == 0:
+                            log_distribution(dist)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    bar.close()
+    result.unique_compute_s = sum(result.node_seconds.values())
+
+
+def _worker_init_inline() -> None:
+    _CATALOG.setdefault("catalog", default_catalog())
+
+
+def _sweep_params(req: SweepRequest, env: dict) -> dict[str, Any]:
+    from steps.catalog import default_catalog as _catalog
+
+    catalog = _catalog()
+    return {
+        "corpus": str(req.corpus.root), "corpus_manifest_sha256": req.corpus.manifest_hash,
+        "distributions": ",".join(req.distributions), "batch_size": req.batch_size, "workers": req.workers,
+        "sla_ms": req.sla.end_to_end_ms, **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
+        **{f"grid.{step}": ",".join(ids) for step, ids in req.grid.as_dict().items()},
+        "configurations": len(req.configurations),
+        "configurations_possible": _possible(catalog), "reuse": req.reuse, **env,
+    }
+
+
+def _possible(catalog: Catalog) -> int:
+    total = 1
+    for step in STEPS:
+        total *= len(catalog.ids(step))
+    return total
+
+
+def _sweep_metrics(req: SweepRequest, result: SweepResult) -> dict[str, float]:
+    return {"sweep_wall_s": result.wall_s, "unique_compute_s": result.unique_compute_s,
+            "floor_s": result.unique_compute_s / req.workers, "runs_logged": float(result.logged),
+            "runs_skipped": float(result.skipped)}
+
+
+def _sweep_manifest(req: SweepRequest, result: SweepResult, codes: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": req.name, "corpus": str(req.corpus.root), "corpus_manifest_sha256": req.corpus.manifest_hash,
+        "distributions": list(req.distributions), "batch_size": req.batch_size,
+        "sla": {"end_to_end_ms": req.sla.end_to_end_ms, "steps_ms": req.sla.steps_ms},
+        "grid": {k: list(v) for k, v in req.grid.as_dict().items()},
+        "runs": [{"config_id": cid, "distribution": dist, "run_id": run_id, "code": codes[cid]}
+                 for (cid, dist), run_id in sorted(result.runs.items())],
+    }
+
+
+def print_summary(result: SweepResult, rows: int = 12) -> None:
+    """The top of the results table, where the report is, and how to browse the runs."""
+    from analysis.sweep import best_per_distribution, load_sweep, robustness
+
+    data = load_sweep(result.parent_run_id)
+    print(f"\nsweep: {result.logged} runs logged, {result.skipped} already finished (skipped), "
+          f"{result.wall_s:.0f} s; parent run {result.parent_run_id}")
+    print("\nBest configuration per distribution (within the SLA):")
+    print(best_per_distribution(data.runs).to_string(index=False))
+    print("\nMost robust configurations (worst case across distributions):")
+    print(robustness(data.runs).head(rows).to_string())
+    if result.report_dir:
+        print(f"\nReport: {result.report_dir / 'report.md'} (and report.html)")
+    uri = tracking_uri()
+    print(f"Browse the runs: mlflow ui --backend-store-uri {uri}" if not uri.startswith("http")
+          else f"Browse the runs: {uri}")
