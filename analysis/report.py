@@ -9,7 +9,14 @@ import markdown
 import pandas as pd
 
 from analysis.plots import accuracy_vs_latency_png, heatmap_png
-from analysis.sweep import SweepData, accuracy_pivot, best_per_distribution, load_sweep, results_table, robustness
+from analysis.sweep import (
+    SweepData,
+    accuracy_pivot,
+    best_per_distribution,
+    load_sweep,
+    results_table,
+    robustness,
+)
 from steps.base import STEPS
 
 OBJECTIVE = (

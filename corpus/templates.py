@@ -18,9 +18,7 @@ from PIL import Image, ImageDraw
 from corpus.fonts import font, mrz_font_path
 from corpus.identity import Identity
 from corpus.issuers import DL_NUMBERS, ISSUER_BY_CODE, Issuer
-
-# Sizes in pixels at 10 px/mm (ID-1 card 85.6 x 54 mm; TD3 passport data page 125 x 88 mm).
-SIZES = {"id_card": (1000, 630), "driving_licence": (1000, 630), "passport": (1250, 880)}
+from corpus.layout import SIZES, DocumentLayout, LabelGrid, layout
 
 
 @dataclass
@@ -153,11 +151,12 @@ def _value_face(issuer: Issuer, field_name: str) -> str:
     return str(mrz_font_path()) if field_name == "document_number" else issuer.font
 
 
-def _labelled(canvas: Canvas, issuer: Issuer, x: int, y: int, name: str, value: str, width: int,
-              value_size: int = 27) -> None:
-    canvas.text((x, y), issuer.labels[name], issuer.label_font, 15, issuer.palette.accent, max_width=width)
-    size = value_size + 5 if name == "document_number" else value_size
-    canvas.text((x, y + 20), value, _value_face(issuer, name), size, issuer.palette.ink, max_width=width)
+def _labelled(canvas: Canvas, issuer: Issuer, grid: LabelGrid, x: int, y: int, name: str, value: str,
+              width: int) -> None:
+    canvas.text((x, y), issuer.labels[name], issuer.label_font, grid.label_size, issuer.palette.accent,
+                max_width=width)
+    canvas.text((x, y + grid.value_dy), value, _value_face(issuer, name), grid.size_of(name), issuer.palette.ink,
+                max_width=width)
 
 
 def _header(canvas: Canvas, issuer: Issuer, title: str, width: int, band: int) -> None:
@@ -168,105 +167,75 @@ def _header(canvas: Canvas, issuer: Issuer, title: str, width: int, band: int) -
                 max_width=width // 2 - 40)
 
 
-def _mrz(canvas: Canvas, lines: tuple[str, ...], top: int, width: int, height: int) -> None:
-    canvas.draw.rectangle((0, top, width, height), fill=(250, 250, 247))
+def _mrz(canvas: Canvas, lines: tuple[str, ...], doc: DocumentLayout) -> None:
+    assert doc.mrz is not None and len(lines) == doc.mrz.lines
+    width, height = doc.size
+    canvas.draw.rectangle((0, doc.mrz.top, width, height), fill=(250, 250, 247))
     face = str(mrz_font_path())
-    pitch = (height - top - 20) / len(lines)
-    size = int(pitch * 0.78)
-    while size > 14 and canvas.draw.textlength(lines[0], font=font(face, size)) > width - 80:
-        size -= 1
+    size = doc.mrz_size(lambda s: canvas.draw.textlength(lines[0], font=font(face, s)))
     left = (width - canvas.draw.textlength(lines[0], font=font(face, size))) / 2
-    for k, line in enumerate(lines):
-        canvas.text((left, top + 10 + pitch * (k + 0.5)), line, face, size, (10, 10, 10), anchor="lm")
+    for line, centre in zip(lines, doc.mrz_centres, strict=True):
+        canvas.text((left, centre), line, face, size, (10, 10, 10), anchor="lm")
 
 
-def _render_id_card(canvas: Canvas, ident: Identity, rng: np.random.Generator) -> None:
-    issuer, (width, height) = ident.issuer, SIZES["id_card"]
-    _header(canvas, issuer, issuer.titles["id_card"], width, 62)
-    photo_x = 30 if issuer.photo_side == "left" else width - 30 - 230
-    x0 = 285 if issuer.photo_side == "left" else 30
-    _photo(canvas, (photo_x, 82, photo_x + 230, 82 + 285), rng)
-    _signature(canvas, (photo_x + 10, 380, photo_x + 220, 440), rng)
-    fld = ident.fields()
-    col = 340
-    rows = [
-        [("surname", ident.surname, 2 * col)],
-        [("given_names", ident.given_names, 2 * col)],
-        [("sex", ident.sex, col), ("nationality", ident.issuer.code, col)],
-        [("date_of_birth", ident.printed_date(ident.birth), col), ("document_number", ident.document_number, col)],
-        [("date_of_expiry", ident.printed_date(ident.expiry), col)],
-    ]
-    extras = [name for name in ("place_of_birth", "personal_number") if name in fld]
-    for name in extras:
-        rows[-1].append((name, fld[name], col))
-    for r, row in enumerate(rows):
-        for c, (name, value, w) in enumerate(row):
-            _labelled(canvas, issuer, x0 + c * col, 78 + r * 62, name, value, w - 20)
-    _mrz(canvas, ident.mrz_lines(), 455, width, height)
+_DATES = {"date_of_birth": "birth", "date_of_expiry": "expiry", "date_of_issue": "issue"}
 
 
-def _render_passport(canvas: Canvas, ident: Identity, rng: np.random.Generator) -> None:
-    issuer, (width, height) = ident.issuer, SIZES["passport"]
-    _header(canvas, issuer, issuer.titles["passport"], width, 76)
-    photo_x = 45 if issuer.photo_side == "left" else width - 45 - 300
-    x0 = 390 if issuer.photo_side == "left" else 45
-    _photo(canvas, (photo_x, 110, photo_x + 300, 110 + 380), rng)
-    _signature(canvas, (photo_x + 20, 520, photo_x + 280, 600), rng)
-    fld = ident.fields()
-    col = 400
-    rows = [
-        [("type", "P", 150), ("code", issuer.code, 200), ("document_number", ident.document_number, col)],
-        [("surname", ident.surname, 2 * col)],
-        [("given_names", ident.given_names, 2 * col)],
-        [("nationality", issuer.code, col), ("date_of_birth", ident.printed_date(ident.birth), col)],
-        [("sex", ident.sex, col), ("place_of_birth", ident.place_of_birth, col)],
-        [("date_of_issue", ident.printed_date(ident.issue), col), ("authority", ident.authority, col)],
-        [("date_of_expiry", ident.printed_date(ident.expiry), col)],
-    ]
-    if "personal_number" in fld:
-        rows[-1].append(("personal_number", fld["personal_number"], col))
-    for r, row in enumerate(rows):
-        x = x0
-        for name, value, w in row:
-            _labelled(canvas, issuer, x, 96 + r * 78, name, value, w - 20, value_size=30)
-            x += w
-    _mrz(canvas, ident.mrz_lines(), 680, width, height)
+def _printed(ident: Identity, name: str) -> str:
+    """A field (or the type / code label's value) as the visual zone prints it."""
+    if name == "type":
+        return "P"
+    if name in ("code", "nationality"):
+        return ident.issuer.code
+    if name in _DATES:
+        return ident.printed_date(getattr(ident, _DATES[name]))
+    return getattr(ident, name)
+
+
+def _render_grid(canvas: Canvas, ident: Identity, rng: np.random.Generator) -> None:
+    """Identity cards and passports: header, photo, signature, the label grid, the MRZ."""
+    issuer, doc = ident.issuer, layout(ident.l1, ident.issuer.photo_side)
+    assert doc.grid is not None
+    _header(canvas, issuer, issuer.titles[ident.l1], doc.size[0], doc.header)
+    _photo(canvas, doc.photo, rng)
+    _signature(canvas, doc.signature, rng)
+    carried = set(ident.fields()) | {"type", "code"}
+    for cell in doc.grid.cells:
+        if cell.name in carried:
+            _labelled(canvas, issuer, doc.grid, doc.text_x + cell.x, doc.grid.label_y(cell.row), cell.name,
+                      _printed(ident, cell.name), cell.width - doc.grid.gutter)
+    _mrz(canvas, ident.mrz_lines(), doc)
 
 
 def _render_driving_licence(canvas: Canvas, ident: Identity, rng: np.random.Generator) -> None:
-    issuer, (width, _height) = ident.issuer, SIZES["driving_licence"]
-    pal = issuer.palette
-    canvas.draw.rectangle((0, 0, width, 70), fill=pal.accent)
+    issuer, doc = ident.issuer, layout("driving_licence", ident.issuer.photo_side)
+    rows, width, pal = doc.rows, doc.size[0], issuer.palette
+    assert rows is not None
+    canvas.draw.rectangle((0, 0, width, doc.header), fill=pal.accent)
     canvas.draw.rectangle((20, 10, 110, 60), outline=(250, 250, 245), width=3)
     canvas.text((65, 35), issuer.code, "DejaVuSans-Bold.ttf", 28, (250, 250, 245), anchor="mm")
     canvas.text((135, 35), issuer.titles["driving_licence"], "DejaVuSans-Bold.ttf", 30, (250, 250, 245),
                 anchor="lm", max_width=width - 160)
-    photo_x = 30 if issuer.photo_side == "left" else width - 30 - 230
-    x0 = 290 if issuer.photo_side == "left" else 30
-    _photo(canvas, (photo_x, 95, photo_x + 230, 95 + 290), rng)
-    canvas.text((photo_x, 405), "7.", issuer.label_font, 18, pal.accent)
-    _signature(canvas, (photo_x + 30, 400, photo_x + 225, 460), rng)
-    rows = [
-        [("surname", ident.surname)],
-        [("given_names", ident.given_names)],
-        [("date_of_birth", f"{ident.printed_date(ident.birth)} {ident.place_of_birth}")],
-        [("date_of_issue", ident.printed_date(ident.issue)), ("date_of_expiry", ident.printed_date(ident.expiry))],
-        [("authority", ident.authority)],
-        [("document_number", ident.document_number)],
-    ]
-    for r, row in enumerate(rows):
-        for c, (name, value) in enumerate(row):
-            x, y = x0 + c * 330, 100 + r * 56
-            canvas.text((x, y + 14), DL_NUMBERS[name], issuer.label_font, 18, pal.accent, anchor="ls")
-            canvas.text((x + 48, y + 14), value, _value_face(issuer, name), 33 if name == "document_number" else 28,
+    _photo(canvas, doc.photo, rng)
+    canvas.text((doc.photo[0], rows.signature_number_y), "7.", issuer.label_font, rows.number_size, pal.accent)
+    _signature(canvas, doc.signature, rng)
+    values = {name: _printed(ident, name) for row in rows.rows for name in row}
+    values["date_of_birth"] = f"{values['date_of_birth']} {ident.place_of_birth}"
+    for r, row in enumerate(rows.rows):
+        for c, name in enumerate(row):
+            x, y = doc.text_x + c * rows.second_column, rows.baseline(r)
+            canvas.text((x, y), DL_NUMBERS[name], issuer.label_font, rows.number_size, pal.accent, anchor="ls")
+            canvas.text((x + rows.number_gap, y), values[name], _value_face(issuer, name), rows.size_of(name),
                         pal.ink, anchor="ls",
-                        max_width=(300 if len(row) > 1 else 640) - 48)
-    y = 100 + len(rows) * 56 + 40
-    canvas.text((x0, y), DL_NUMBERS["categories"], issuer.label_font, 18, pal.accent, anchor="ls")
-    canvas.text((x0 + 48, y), ident.categories, issuer.font, 28, pal.ink, anchor="ls")
+                        max_width=(rows.column_width if len(row) > 1 else rows.width) - rows.number_gap)
+    y = rows.categories_baseline
+    canvas.text((doc.text_x, y), DL_NUMBERS["categories"], issuer.label_font, rows.number_size, pal.accent,
+                anchor="ls")
+    canvas.text((doc.text_x + rows.number_gap, y), ident.categories, issuer.font, rows.value_size, pal.ink,
+                anchor="ls")
 
 
-_RENDERERS = {"id_card": _render_id_card, "passport": _render_passport, "driving_licence": _render_driving_licence}
+_RENDERERS = {"id_card": _render_grid, "passport": _render_grid, "driving_licence": _render_driving_licence}
 
 
 def render(ident: Identity, rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...]]:

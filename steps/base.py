@@ -65,6 +65,7 @@ class Variant(ABC, Generic[In, Out]):
         """Identifies exactly what this variant computes: id, parameters, implementation, model file hashes."""
         from steps.modelstore import sha256_file
 
+        self.load()  # model files are fetched or made on first load: hash what will actually run
         parts = {
             "id": self.id,
             "params": self.params_dict(),

@@ -5,19 +5,21 @@
   value is taken where the issuer's template puts it. Driving licences number their fields (EU model:
   "1." surname … "9." categories), the value to the right of the number.
 - `extract/mrz-first:v1` reads the machine-readable zone (MRZ): its lines are found, aligned to the
-  ICAO layout (TD1 3×30, TD3 2×44) with OCR confusions undone by position, and their check digits
-  verified with the `mrz` package. A field whose check digit fails, names the MRZ may have truncated
+  ICAO layout (TD1 3×30, TD2 2×36, TD3 2×44) with OCR confusions undone by position, and their check
+  digits verified with the `mrz` package. A field whose check digit fails, names the MRZ may have truncated
   or garbled, and the fields the MRZ does not carry come from the label rules.
 - `extract/mrz-only:v1` is the MRZ part alone, without the VIZ (a baseline).
 
 Dates are emitted as ISO `YYYY-MM-DD`; other values as read, with the repairs the corpus allows
 (issuers' number patterns, category codes, country codes); scoring compares after `normalise_field`.
-The template geometry used here (label grid, driving-licence rows) mirrors corpus/templates.py.
+The template geometry used here (label grid, driving-licence rows, MRZ zone) is corpus/layout.py's, the
+table corpus/templates.py draws from.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -26,10 +28,12 @@ from datetime import date
 from functools import cache, lru_cache
 
 from mrz.checker.td1 import TD1CodeChecker
+from mrz.checker.td2 import TD2CodeChecker
 from mrz.checker.td3 import TD3CodeChecker
 
 from corpus.identity import CATEGORIES
-from corpus.issuers import DOC_LETTERS, ISSUER_BY_CODE, ISSUERS, Issuer
+from corpus.issuers import DL_NUMBERS, DOC_LETTERS, ISSUER_BY_CODE, ISSUERS, Issuer
+from corpus.layout import LAYOUTS, DocumentLayout, cap_band, layout, mrz_ink_x
 from corpus.mrz import check_digit, transliterate
 from steps.base import Variant
 from steps.normalize import MONTHS, fold, mrz_date, parse_date
@@ -40,6 +44,7 @@ FIELDS = ("surname", "given_names", "document_number", "personal_number", "date_
 DATE_FIELDS = ("date_of_birth", "date_of_expiry", "date_of_issue")
 FILLER = "<"
 MRZ_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<")
+MRZ_WIDTH = {"TD1": 30, "TD2": 36, "TD3": 44}  # characters per line (ICAO 9303)
 
 # OCR confusions between letters and digits, undone by position (a digit where a letter belongs …).
 _TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "J": "1", "Z": "2", "S": "5",
@@ -526,65 +531,33 @@ def labelled_fields(rows: Sequence[Row], params: LabelParams, l1: str | None,
 
 # ── the template grid: values where the issuer's template puts them ──────────────────────────────
 
-
-@dataclass(frozen=True)
-class Cell:
-    field: str | None
-    row: int
-    x: int  # column start, from the grid's left edge
-    width: int
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The label/value grid of an identity-card or passport template (corpus/templates.py), in template
-    pixels (those of a 'clean' capture)."""
-
-    top: int  # first label row's top
-    pitch: int  # label row to label row
-    value_dy: int  # label top to value centre
-    left: dict[str, int]  # grid left edge by photo side
-    mrz_y: tuple[float, ...]  # MRZ line centres
-    mrz_x: tuple[int, int]  # MRZ text left and right
-    title_y: int  # header centre
-    cells: tuple[Cell, ...]
-
-
-GRIDS = {
-    "id_card": Grid(78, 62, 36, {"left": 285, "right": 30}, (490.8, 542.5, 594.2), (73, 929), 31, (
-        Cell("surname", 0, 0, 680), Cell("given_names", 1, 0, 680), Cell("sex", 2, 0, 340),
-        Cell("nationality", 2, 340, 340), Cell("date_of_birth", 3, 0, 340),
-        Cell("document_number", 3, 340, 340), Cell("date_of_expiry", 4, 0, 340),
-        Cell("place_of_birth", 4, 340, 340), Cell("personal_number", 4, 340, 340))),
-    "passport": Grid(96, 78, 37, {"left": 390, "right": 45}, (735.0, 825.0), (57, 1194), 38, (
-        Cell(None, 0, 0, 150), Cell(None, 0, 150, 200), Cell("document_number", 0, 350, 400),
-        Cell("surname", 1, 0, 800), Cell("given_names", 2, 0, 800), Cell("nationality", 3, 0, 400),
-        Cell("date_of_birth", 3, 400, 400), Cell("sex", 4, 0, 400), Cell("place_of_birth", 4, 400, 400),
-        Cell("date_of_issue", 5, 0, 400), Cell("authority", 5, 400, 400),
-        Cell("date_of_expiry", 6, 0, 400), Cell("personal_number", 6, 400, 400))),
-}
+GRID_TYPES = frozenset(doc.l1 for doc in LAYOUTS.values() if doc.grid is not None)
 Pairs = list[tuple[float, float]]  # (template, image) coordinates along one axis
 
 
-def _grid_anchors(grid: Grid, left: int, rows: Sequence[Row], ocr: OcrResult,
+def _grid_anchors(doc: DocumentLayout, issuer: Issuer, rows: Sequence[Row], ocr: OcrResult,
                   labels: Sequence[tuple[str, Segment]]) -> tuple[Pairs, Pairs]:
-    """(template, image) pairs along y and along x: the labels read, the MRZ lines, the header."""
-    cells = {c.field: c for c in grid.cells if c.field}
+    """(template, image) pairs along y and along x: the labels read (their capitals' tops), the MRZ
+    lines (centres, ink ends), the header (centre)."""
+    assert doc.grid is not None and doc.mrz is not None
+    grid = doc.grid
+    cells = {c.name: c for c in grid.cells}
+    label_top = cap_band(issuer.label_font, grid.label_size)[0]
     ys: Pairs = []
     xs: Pairs = []
     for name, seg in labels:
         if name in cells:
-            ys.append((grid.top + cells[name].row * grid.pitch + 3, seg.top))
-            xs.append((left + cells[name].x, seg.x0))
-    width = 44 if len(grid.mrz_y) == 2 else 30
-    mrz = [c for c in mrz_candidates(ocr) if len(c.text) >= 0.8 * width][-len(grid.mrz_y):]
-    for template_y, line in zip(reversed(grid.mrz_y), reversed(mrz), strict=False):
+            ys.append((grid.label_y(cells[name].row) + label_top, seg.top))
+            xs.append((doc.text_x + cells[name].x, seg.x0))
+    width, centres, ink_x = doc.mrz.chars, doc.mrz_centres, mrz_ink_x(doc)
+    mrz = [c for c in mrz_candidates(ocr) if len(c.text) >= 0.8 * width][-len(centres):]
+    for template_y, line in zip(reversed(centres), reversed(mrz), strict=False):
         ys.append((template_y, (line.top + line.bottom) / 2))
         if len(line.text) >= 0.95 * width:
-            xs += [(grid.mrz_x[0], line.x0), (grid.mrz_x[1], line.x1)]
+            xs += [(ink_x[0], line.x0), (ink_x[1], line.x1)]
     header = [r for r in rows[:3] if is_header(r)]
     if header:
-        ys.append((grid.title_y, header[0].centre))
+        ys.append((doc.title_y, header[0].centre))
     return ys, xs
 
 
@@ -612,44 +585,61 @@ def positional_fields(rows: Sequence[Row], ocr: OcrResult, l1: str, issuer: str,
                       labels: Sequence[tuple[str, Segment]], skip: Iterable[str]) -> dict[str, str]:
     """Fields whose labels were not read, from where the template puts their values: the grid is mapped
     onto the image (scale and offset) through the labels read, the MRZ and the header."""
-    grid, spec = GRIDS[l1], ISSUER_BY_CODE[issuer]
-    left = grid.left[spec.photo_side]
-    ys, xs = _grid_anchors(grid, left, rows, ocr, labels)
+    spec = ISSUER_BY_CODE[issuer]
+    doc = layout(l1, spec.photo_side)
+    grid = doc.grid
+    assert grid is not None
+    ys, xs = _grid_anchors(doc, spec, rows, ocr, labels)
     scale = _grid_scale(ys, xs)
     if scale is None or not xs or not rows:
         return {}
     y0, x0 = _offset(ys, scale), _offset(xs, scale)
+    value_top, value_bottom = cap_band(spec.font, grid.value_size)
     wanted = set(carried_fields(l1, spec)) - set(skip)
     out: dict[str, str] = {}
     for cell in grid.cells:
-        if cell.field not in wanted:
+        if cell.name not in wanted:
             continue
-        centre = y0 + scale * (grid.top + cell.row * grid.pitch + grid.value_dy)
+        centre = y0 + scale * (grid.value_y(cell.row) + (value_top + value_bottom) / 2)
         row = min(rows, key=lambda r: abs(r.centre - centre))
         if abs(row.centre - centre) > 0.22 * grid.pitch * scale:
             continue
         slack = 0.4 * row.height
-        start = x0 + scale * (left + cell.x) - slack
+        start = x0 + scale * (doc.text_x + cell.x) - slack
         end = start + scale * cell.width
         words = [w for w in row.words if start <= w.box[0] < end and not any(c.islower() for c in w.text[1:])]
         if words:
             words = list(split_segments(words, params.column_gap * row.height)[0])
-            value = format_value(cell.field, [w.text for w in words], l1, issuer, params.number_patterns)
+            value = format_value(cell.name, [w.text for w in words], l1, issuer, params.number_patterns)
             if value:
-                out[cell.field] = value
+                out[cell.name] = value
     return out
 
 
 # ── driving licences: numbered rows ──────────────────────────────────────────────────────────────
 
-# templates.py _render_driving_licence, template pixels: each row's baseline, the row pitch, the value
-# height as OCR boxes it, the number-to-value offset and where "4b." starts right of "4a.".
-_DL_BASELINE = {"1": 114, "2": 170, "3": 226, "4": 282, "4c": 338, "5": 394, "9": 476}
-_DL_PITCH = 56
-_DL_VALUE_HEIGHT = 20.0
-_DL_NUMBER_GAP = 48
-_DL_SECOND_COLUMN = 330
-_DL_EXACT = {"1.": "1", "2.": "2", "3.": "3", "4a.": "4", "4b.": "4", "4c.": "4c", "5.": "5", "9.": "9"}
+# The numbered rows' geometry (corpus/layout.py; the same whichever side the photo is on): each slot's
+# baseline — a row, named by its field numbers' common part ('4a.', '4b.' → '4'), and '9' (categories).
+_DL_ROWS = layout("driving_licence", "left").rows
+assert _DL_ROWS is not None
+_DL_SLOTS = [os.path.commonprefix([DL_NUMBERS[name].rstrip(".") for name in row]) for row in _DL_ROWS.rows]
+_DL_CATEGORIES = DL_NUMBERS["categories"].rstrip(".")
+_DL_BASELINE = {slot: _DL_ROWS.baseline(r) for r, slot in enumerate(_DL_SLOTS)} | {
+    _DL_CATEGORIES: _DL_ROWS.categories_baseline}
+_DL_PITCH = _DL_ROWS.pitch
+_DL_NUMBER_GAP = _DL_ROWS.number_gap
+_DL_SECOND_COLUMN = _DL_ROWS.second_column
+_DL_EXACT = {DL_NUMBERS[name]: slot for row, slot in zip(_DL_ROWS.rows, _DL_SLOTS, strict=True) for name in row} | {
+    DL_NUMBERS["categories"]: _DL_CATEGORIES}
+
+
+@cache
+def _dl_value_height() -> float:
+    """A value's height as OCR boxes it: the capitals' height in the issuers' faces (their median)."""
+    bands = [cap_band(issuer.font, _DL_ROWS.value_size) for issuer in ISSUERS]
+    return float(statistics.median(bottom - top for top, bottom in bands))
+
+
 _DL_LOOSE = re.compile(r"^[\"'‘“]?([1235679]|4[abc])[.,:;]?$")
 _DL_NUMBER = re.compile(r"^[\"'‘“>»(]?([1-9Il|]|[4Aa][abcsehB68]|[as]?[ce])[.,:;)»]?$")  # noisy reads too
 _DL_4B = re.compile(r"^[4Aas]?[bBh6-8][.,:;]?$")
@@ -703,7 +693,7 @@ def _dl_fit(rows: Sequence[Row], typical: float) -> tuple[float, float] | None:
     if not typical or not anchors:
         return None
     value_rows = [r for r in rows if any(len(_alnum(w.text)) >= 3 for w in r.words)]
-    spacing = _spacing_scale([row_baseline(r, typical) for r in value_rows], typical / _DL_VALUE_HEIGHT)
+    spacing = _spacing_scale([row_baseline(r, typical) for r in value_rows], typical / _dl_value_height())
     hypotheses = [(y - spacing * _DL_BASELINE[slot], spacing) for slot, y, _ in anchors]
     for (slot_a, ya, _), (slot_b, yb, _) in itertools.combinations(anchors, 2):
         if _DL_BASELINE[slot_a] != _DL_BASELINE[slot_b]:
@@ -783,7 +773,7 @@ def numbered_fields(rows: Sequence[Row], params: LabelParams, issuer: str | None
                        ("9", "categories")):
         words = values.get(slot, [])
         if words and name != "categories":
-            words = list(split_segments(words, 3.0 * scale * _DL_VALUE_HEIGHT)[0])
+            words = list(split_segments(words, 3.0 * scale * _dl_value_height())[0])
         value = format_value(name, [w.text for w in words], "driving_licence", issuer, params.number_patterns)
         if value:
             out[name] = value
@@ -846,7 +836,7 @@ def viz_fields(item: ExtractInput, params: LabelParams) -> dict[str, str]:
     if l1 == "driving_licence":
         return numbered_fields(rows, params, issuer)
     found, labels = labelled_fields(rows, params, l1, issuer)
-    if l1 in GRIDS and issuer and params.positional:
+    if l1 in GRID_TYPES and issuer and params.positional:
         found |= positional_fields(rows, item.ocr, l1, issuer, params, labels, skip=found)
     if len(found) < 2 and (l1 is None or _dl_evidence(rows) >= 2):  # no labels: numbered rows after all?
         found = numbered_fields(rows, params, issuer) or found
@@ -930,26 +920,41 @@ def mrz_candidates(ocr: OcrResult, min_length: int = 12) -> list[MrzCandidate]:
             if len(j.text) >= min_length and (FILLER in j.text or (len(j.text) >= 28 and d >= 8))]
 
 
-def mrz_format(l1: str | None, candidates: Sequence[MrzCandidate]) -> str | None:
-    """'TD3' (passport) or 'TD1' (identity card): by the document type, unless the lines clearly disagree;
-    None for a driving licence (unless two lines look like an MRZ) or without candidates."""
+def _td2_lengths(candidates: Sequence[MrzCandidate], longest: int) -> bool:
+    """Whether the MRZ's last two lines (the lines of MRZ length: the MRZ ends a document) are about TD2's
+    36 characters: 34 to `longest`."""
+    long_lines = [len(c.text) for c in candidates if len(c.text) >= 26]
+    return len(long_lines) >= 2 and all(34 <= n <= longest for n in long_lines[-2:])
+
+
+def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str, ...]:
+    """The MRZ formats to read, likeliest first: 'TD3' (passport) or 'TD1' (identity card) by the document
+    type, unless the lines clearly disagree; TD2 (identity cards and passports alike) by its lines'
+    length whatever the type — alone when they are 34 to 37 characters long, after the type's format when
+    38 or 39 (a TD3 whose trailing fillers the OCR lost, maybe). None for a driving licence (unless two
+    lines look like an MRZ) or without candidates."""
     if not candidates:
-        return None
+        return ()
+    if l1 == "driving_licence" and sum("<<" in c.text for c in candidates) < 2:
+        return ()
+    if _td2_lengths(candidates, 37):
+        return ("TD2",)
     long_lines = sum(len(c.text) >= 38 for c in candidates)
     if l1 == "passport":
-        return "TD1" if len(candidates) >= 3 and not long_lines else "TD3"
-    if l1 == "id_card":
-        return "TD3" if long_lines >= 2 else "TD1"
-    if l1 == "driving_licence" and sum("<<" in c.text for c in candidates) < 2:
-        return None
-    return "TD3" if long_lines else "TD1"
+        kind = "TD1" if len(candidates) >= 3 and not long_lines else "TD3"
+    elif l1 == "id_card":
+        kind = "TD3" if long_lines >= 2 else "TD1"
+    else:
+        kind = "TD3" if long_lines else "TD1"
+    return (kind, "TD2") if _td2_lengths(candidates, 39) else (kind,)
 
 
 # ── MRZ: aligning a line to its layout ───────────────────────────────────────────────────────────
 
 # Position classes: N digit, C check digit or '<', A letter or '<' (names, codes), L letter, X letter,
 # digit or '<', F filler only, S sex (M, F, X or '<'), P / I the first letter of a passport / identity
-# card code, "=c" the literal character c (an issuer's code and document code, where it is known).
+# card code, T the first letter of a TD2 document code, "=c" the literal character c (an issuer's code and
+# document code, where it is known).
 _CLASS_CHARS = {
     "N": frozenset("0123456789"),
     "C": frozenset("0123456789<"),
@@ -960,6 +965,7 @@ _CLASS_CHARS = {
     "S": frozenset("MFX<"),
     "P": frozenset("P"),
     "I": frozenset("IAC"),
+    "T": frozenset("IACPV"),  # ICAO's A, C, I; some passports and MRV-B visas use the TD2 size too
 }
 _CLASS_CONFUSIONS = {"N": _TO_DIGIT, "C": _TO_DIGIT, "A": _TO_LETTER, "L": _TO_LETTER, "S": _TO_SEX}
 Layout = tuple[tuple[str, ...], ...]  # per line, per position: a class
@@ -971,8 +977,11 @@ def _pattern_classes(pattern: str, width: int) -> tuple[str, ...]:
 
 
 def mrz_layout(kind: str, issuer: str | None = None) -> Layout:
-    """Position classes of a TD1 / TD3 MRZ: generic (ICAO 9303), or as one issuer writes it (its code,
-    number patterns, fillers where it has no optional data)."""
+    """Position classes of a TD1 / TD2 / TD3 MRZ: generic (ICAO 9303), or as one issuer writes it (its
+    code, number patterns, fillers where it has no optional data; the corpus's issuers issue no TD2)."""
+    if kind == "TD2":
+        return (("T", "A", *"AAA", *"A" * 31),
+                (*"X" * 9, "C", *"AAA", *"N" * 7, "S", *"N" * 7, *"X" * 7, "C"))
     spec = ISSUER_BY_CODE.get(issuer or "")
     if kind == "TD3":
         if spec is None:
@@ -1139,6 +1148,7 @@ def assign_lines(candidates: Sequence[MrzCandidate], layout: Layout, max_cost: f
 _DIGIT_ALTERNATIVES = {"G": "680", "B": "83", "S": "58", "Z": "27", "O": "0", "D": "0", "Q": "0", "U": "0",
                        "I": "19", "L": "1", "J": "1", "T": "7", "A": "4"}
 CHECK_NAMES = {"TD3": ("document_number", "birth_date", "expiry_date", "personal_number", "final"),
+               "TD2": ("document_number", "birth_date", "expiry_date", "final"),
                "TD1": ("document_number", "birth_date", "expiry_date", "final")}
 
 
@@ -1158,6 +1168,7 @@ class Checked:
 
 CHECKED = {
     "TD3": (Checked(1, 0, 9, False), Checked(1, 13, 6, True), Checked(1, 21, 6, True)),
+    "TD2": (Checked(1, 0, 9, False), Checked(1, 13, 6, True), Checked(1, 21, 6, True)),
     "TD1": (Checked(0, 5, 9, False), Checked(1, 0, 6, True), Checked(1, 8, 6, True)),
 }
 
@@ -1165,8 +1176,7 @@ CHECKED = {
 def mrz_checks(kind: str, lines: Sequence[str | None]) -> dict[str, bool]:
     """Check digits, with the `mrz` package's hash checks (not its country checks: the issuers are
     fictional). A check over a line that was not read is False."""
-    width = 44 if kind == "TD3" else 30
-    full = "\n".join(line if line is not None else FILLER * width for line in lines)
+    full = "\n".join(line if line is not None else FILLER * MRZ_WIDTH[kind] for line in lines)
     needs: tuple[tuple[int, ...], ...]
     try:
         if kind == "TD3":
@@ -1174,6 +1184,10 @@ def mrz_checks(kind: str, lines: Sequence[str | None]) -> dict[str, bool]:
             values = (td3.document_number_hash, td3.birth_date_hash, td3.expiry_date_hash,
                       td3.optional_data_hash, td3.final_hash)
             needs = ((1,),) * 5
+        elif kind == "TD2":
+            td2 = TD2CodeChecker(full)
+            values = (td2.document_number_hash, td2.birth_date_hash, td2.expiry_date_hash, td2.final_hash)
+            needs = ((1,),) * 4
         else:
             td1 = TD1CodeChecker(full)
             values = (td1.document_number_hash, td1.birth_date_hash, td1.expiry_date_hash, td1.final_hash)
@@ -1228,7 +1242,7 @@ def _repair_checked(lines: list[str], reads: list[str], kind: str) -> list[str]:
 
 def _repair_final(lines: list[str], reads: list[str], kind: str) -> list[str]:
     """The composite check digit read as a letter: its other likely digits, when every field passes."""
-    line, pos = (1, 43) if kind == "TD3" else (1, 29)
+    line, pos = 1, MRZ_WIDTH[kind] - 1
     checks = mrz_checks(kind, lines)
     if checks["final"] or not all(v for k, v in checks.items() if k != "final"):
         return lines
@@ -1278,6 +1292,17 @@ def _repair_td3(lines: list[str], reads: list[str]) -> list[str]:
     return _repair_final([top, data], reads, "TD3")
 
 
+def _repair_td2(lines: list[str], reads: list[str]) -> list[str]:
+    top, data = _repair_checked([*lines], reads, "TD2")
+    top = top[:5] + tidy_names(top[5:])
+
+    def final_ok(optional: str) -> bool:
+        return check_digit(data[0:10] + data[13:20] + data[21:28] + optional) == data[35]
+
+    data = _replace(data, 28, _fix_optional(data[28:35], final_ok))
+    return _repair_final([top, data], reads, "TD2")
+
+
 def _repair_td1(lines: list[str], reads: list[str]) -> list[str]:
     top, data, names = _repair_checked([*lines], reads, "TD1")
 
@@ -1290,6 +1315,10 @@ def _repair_td1(lines: list[str], reads: list[str]) -> list[str]:
     return _repair_final([top, data, tidy_names(names)], reads, "TD1")
 
 
+_REPAIRS: dict[str, Callable[[list[str], list[str]], list[str]]] = {
+    "TD1": _repair_td1, "TD2": _repair_td2, "TD3": _repair_td3}
+
+
 # ── MRZ: reading ─────────────────────────────────────────────────────────────────────────────────
 
 
@@ -1300,9 +1329,10 @@ def _names(field_text: str) -> tuple[str, str]:
 
 def mrz_fields(kind: str, lines: Sequence[str | None]) -> dict[str, str]:
     """The fields of a (repaired) MRZ: numbers, ISO dates, sex, nationality, names ('<' → space)."""
-    if kind == "TD3":
+    if kind in ("TD3", "TD2"):
         top, data = lines
-        number, optional = (data[:9], data[28:42]) if data else ("", "")
+        optional_end = 42 if kind == "TD3" else 35  # TD3: personal number and its check digit; TD2: final
+        number, optional = (data[:9], data[28:optional_end]) if data else ("", "")
         parts = (data[13:19], data[21:27], data[20], data[10:13]) if data else None
         name_field = top[5:] if top else ""
     else:
@@ -1338,33 +1368,28 @@ class MrzReading:
 
 
 def _reading(kind: str, fits: list[LineFit | None], params: MrzParams) -> MrzReading:
-    width = 44 if kind == "TD3" else 30
+    width = MRZ_WIDTH[kind]
     raw = [f.line if f else FILLER * width for f in fits]
     reads = [f.read if f else " " * width for f in fits]
     if params.repair:
-        raw = _repair_td3(raw, reads) if kind == "TD3" else _repair_td1(raw, reads)
+        raw = _REPAIRS[kind](raw, reads)
     lines = tuple(line if f else None for line, f in zip(raw, fits, strict=True))
-    name_index = 0 if kind == "TD3" else 2
+    name_index = 2 if kind == "TD1" else 0
     name_fit, name_line = fits[name_index], lines[name_index]
-    name_field = (name_line[5:] if kind == "TD3" else name_line) if name_line else ""
+    name_field = (name_line if kind == "TD1" else name_line[5:]) if name_line else ""
     return MrzReading(kind, lines, mrz_checks(kind, lines), mrz_fields(kind, lines),
                       names_full=bool(name_field) and not name_field.endswith(FILLER),
                       names_repaired=name_fit is not None and name_line != name_fit.source)
 
 
-def read_mrz(ocr: OcrResult, l1: str | None, issuer: str | None, params: MrzParams) -> MrzReading | None:
-    """Find, repair, check and parse the MRZ; None when the document shows none.
-
-    The lines are aligned to the generic ICAO layout and, if allowed, to issuers' own layouts (the
-    classified issuer's, or every issuer's when unknown); the reading with most valid check digits wins
-    (the classified issuer's layout counting half a check more), then the cheapest repair.
-    """
-    candidates = mrz_candidates(ocr, params.min_length)
-    kind = mrz_format(l1, candidates)
-    if kind is None:
-        return None
+def _read_format(kind: str, candidates: Sequence[MrzCandidate], issuer: str | None,
+                 params: MrzParams) -> MrzReading | None:
+    """The MRZ read in one format: the lines aligned to the generic ICAO layout and, if allowed, to
+    issuers' own layouts (the classified issuer's, or every issuer's when unknown; none for TD2); the
+    reading with most valid check digits wins (the classified issuer's layout counting half a check
+    more), then the cheapest repair."""
     codes: list[str | None] = [None]
-    if params.issuer_layouts:
+    if params.issuer_layouts and kind != "TD2":
         codes += [issuer] if issuer else [i.code for i in ISSUERS]
     best: tuple[tuple[float, float], MrzReading] | None = None
     for code in codes:
@@ -1379,12 +1404,24 @@ def read_mrz(ocr: OcrResult, l1: str | None, issuer: str | None, params: MrzPara
     return best[1] if best else None
 
 
+def read_mrz(ocr: OcrResult, l1: str | None, issuer: str | None, params: MrzParams) -> MrzReading | None:
+    """Find, repair, check and parse the MRZ; None when the document shows none. Where its format is in
+    doubt (`mrz_formats`), a later format's reading is taken only with more valid check digits."""
+    candidates = mrz_candidates(ocr, params.min_length)
+    best: MrzReading | None = None
+    for kind in mrz_formats(l1, candidates):
+        reading = _read_format(kind, candidates, issuer, params)
+        if reading and (best is None or sum(reading.checks.values()) > sum(best.checks.values())):
+            best = reading
+    return best
+
+
 _FIELD_CHECK = {"document_number": "document_number", "date_of_birth": "birth_date",
                 "date_of_expiry": "expiry_date"}
 
 
 def trusted(reading: MrzReading, name: str, issuer: str | None) -> bool:
-    """Whether an MRZ field stands without the VIZ: its check digit passes (TD1 optional data: the
+    """Whether an MRZ field stands without the VIZ: its check digit passes (TD1 / TD2 optional data: the
     composite), names are neither full (maybe truncated) nor repaired, the code is a known one."""
     if name in _FIELD_CHECK:
         return reading.checks.get(_FIELD_CHECK[name], False)
