@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus clean
+.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -33,7 +33,7 @@ dev: $(DEV_STAMP)  ## install CardFlow with the test tools
 system-deps:  ## Debian packages the tests need (installs them with apt when missing)
 	@bash .ci/system-deps
 
-demo: $(STAMP)  ## the main job: generate a corpus (later: train, sweep, report)
+demo: $(STAMP)  ## the main job: corpus, training, default sweep, report (no server)
 	$(BIN)/cardflow demo --workers $(WORKERS)
 
 test: $(DEV_STAMP) system-deps  ## the whole test suite
@@ -45,10 +45,13 @@ test-fast: $(DEV_STAMP)  ## tests not marked slow
 lint: $(DEV_STAMP)  ## ruff
 	$(BIN)/ruff check .
 
-bench: bench-corpus  ## every benchmark
+bench: bench-corpus bench-sweep  ## every benchmark
 
 bench-corpus: $(STAMP)  ## corpus generation rate, 1 vs 2 workers
 	$(BIN)/python bench/bench_corpus.py
+
+bench-sweep: $(STAMP)  ## sweep vs its floor vs a naive sweep, and reuse honesty (BENCH_N docs per distribution)
+	$(BIN)/python bench/bench_sweep.py
 
 lock:  ## re-resolve the pinned dependencies into requirements.lock
 	rm -rf /tmp/cardflow-lock-venv && $(PYTHON) -m venv /tmp/cardflow-lock-venv

@@ -4,6 +4,9 @@ Every (issuer, document type) has its own background (paper tint, guilloche and 
 the issuer's security ink, made once per process and cached), header, layout and typefaces. The
 security ink is chosen so that one colour channel nearly erases it while another makes it as dark
 as text: channel choice and binarisation matter, as on real documents.
+
+Where things go (photo, signature, label grid, numbered rows, MRZ) is corpus/layout.py's table, which
+the extraction step reads too: change a position there, not here.
 """
 
 from __future__ import annotations
@@ -238,8 +241,14 @@ def _render_driving_licence(canvas: Canvas, ident: Identity, rng: np.random.Gene
 _RENDERERS = {"id_card": _render_grid, "passport": _render_grid, "driving_licence": _render_driving_licence}
 
 
-def render(ident: Identity, rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The document as an RGB array and its printed text lines (reading order)."""
+def draw(ident: Identity, rng: np.random.Generator) -> Canvas:
+    """The document drawn on its background (every text with its box: `Canvas.items`)."""
     canvas = Canvas(background(ident.issuer.code, ident.l1).copy())
     _RENDERERS[ident.l1](canvas, ident, rng)
+    return canvas
+
+
+def render(ident: Identity, rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The document as an RGB array and its printed text lines (reading order)."""
+    canvas = draw(ident, rng)
     return np.asarray(canvas.image), canvas.text_lines()

@@ -289,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_config.set_defaults(func=cmd_run_config)
 
     demo = sub.add_parser("demo", help="the main job, end to end, on embedded defaults",
-                          description="The main job: generate a default corpus over several distributions "
-                                      "(later issues add: train, sweep, report). No server needed.")
+                          description="The main job on embedded defaults, no server needed: generate the default "
+                                      "corpus, train the classifiers, run the default sweep (configs/pipeline.yaml) "
+                                      "as MLflow runs in sqlite:///mlflow.db, write reports/demo/.")
     demo.add_argument("--out", type=Path, default=Path("data/demo-corpus"), help="corpus folder (default data/demo-corpus)")
-    demo.add_argument("--n", type=_positive_int, default=45, help="documents per distribution (default 45)")
+    demo.add_argument("--n", type=_positive_int, default=25, help="documents per distribution (default 25)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
     demo.set_defaults(func=cmd_demo)

@@ -73,12 +73,28 @@ def corpus_info(path: Path, verify: bool = False) -> str:
     return "\n".join(lines)
 
 
-DEMO_DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast")
-
-
 def demo(*, out: Path, n: int, seed: int, workers: int) -> None:
-    """The main job on embedded defaults. For now: generate the default corpus (later: train, sweep, report)."""
-    manifest = generate_corpus(out=out, n=n, seed=seed, distributions=DEMO_DISTRIBUTIONS, workers=workers)
-    print(json.dumps(manifest["counts"], indent=2))
-    print(f"\nThe corpus is in {Path(out).resolve()}")
-    print(f"See samples:   cardflow corpus show {out} --out {out}-sheet.png")
+    """The main job on embedded defaults (no server): generate the default corpus over the spec's
+    distributions, train the classifiers (once; `cardflow train` retrains), run the default sweep, write
+    the report. Reads configs/; writes data/, models/, mlflow.db + mlruns/, reports/<sweep>/."""
+    from mlproject.sweep import build_request, print_summary, run_sweep
+    from mlproject.train import train
+    from steps.base import StepError
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+
+    started = time.perf_counter()
+    catalog = default_catalog()
+    spec = load_spec(catalog)
+    generate_corpus(out=out, n=n, seed=seed, distributions=spec.distributions, workers=workers)
+    try:
+        for vid in spec.grid["classify"]:
+            catalog.get(vid).load()
+        print("classifiers: already trained (models/classify/); `cardflow train` retrains them")
+    except StepError:
+        print("classifiers: training (OCR of the training corpus, then 3 families × 2 levels)…")
+        train(workers=workers)
+    request = build_request(corpus=out, distributions=None, workers=workers, name="demo")
+    result = run_sweep(request)
+    print_summary(result)
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")

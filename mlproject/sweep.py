@@ -306,6 +306,7 @@ class SweepResult:
     wall_s: float = 0.0
     unique_compute_s: float = 0.0
     node_seconds: dict[str, float] = field(default_factory=dict)
+    mean_latency_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # end to end, per document
 
 
 def run_sweep(req: SweepRequest, *, progress: bool = True, write_report: bool = True) -> SweepResult:
@@ -384,7 +385,13 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
     total = len(req.configurations) * len(req.distributions)
     bar = tqdm(total=total, initial=result.skipped, desc=f"{req.name}", unit="run", disable=not progress,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]{postfix}")
-    bar.set_postfix_str(f"skipped {result.skipped} finished")
+    batches_done = [0]
+
+    def batch_done() -> None:
+        batches_done[0] += 1
+        bar.set_postfix_str(f"batches {batches_done[0]}/{len(tasks)}, skipped {result.skipped} finished")
+
+    bar.set_postfix_str(f"batches 0/{len(tasks)}, skipped {result.skipped} finished")
 
     def log_distribution(dist: str) -> None:
         batches = [collected[dist][i] for i in sorted(collected[dist])]
@@ -392,6 +399,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
             outcomes = [o for b in batches for o in b.outcomes[config.id]]
             run_id, _ = _log_config_run(req, config, dist, outcomes, catalog, env, peak, codes[config.id], key)
             result.runs[(config.id, dist)] = run_id
+            result.mean_latency_ms[(config.id, dist)] = sum(o.end_to_end_ms for o in outcomes) / len(outcomes)
             result.logged += 1
             bar.update(1)
         for b in batches:
@@ -403,6 +411,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
         _worker_init_inline()
         for task in tasks:
             dist, index, batch_result, peak_mb = _evaluate(task)
+            batch_done()
             peak = max(peak, peak_mb)
             collected[dist][index] = batch_result
             pending_batches[dist] -= 1
@@ -416,6 +425,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
                         dist, index, batch_result, peak_mb = future.result()
+                        batch_done()
                         peak = max(peak, peak_mb)
                         collected[dist][index] = batch_result
                         pending_batches[dist] -= 1

@@ -932,7 +932,7 @@ def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str
     type, unless the lines clearly disagree; TD2 (identity cards and passports alike) by its lines'
     length whatever the type — alone when they are 34 to 37 characters long, after the type's format when
     38 or 39 (a TD3 whose trailing fillers the OCR lost, maybe). None for a driving licence (unless two
-    lines look like an MRZ) or without candidates."""
+    lines look like an MRZ), nor without candidates."""
     if not candidates:
         return ()
     if l1 == "driving_licence" and sum("<<" in c.text for c in candidates) < 2:

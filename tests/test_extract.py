@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from corpus.fonts import font, mrz_font_path
+from corpus.identity import draw_identity
+from corpus.issuers import DL_NUMBERS, ISSUERS
+from corpus.layout import LAYOUTS, cap_band, mrz_ink_x
+from corpus.templates import draw
 from steps.extract import (
+    _DL_BASELINE,
+    _DL_EXACT,
     LabelRules,
     MrzFirst,
     MrzOnly,
@@ -26,6 +33,7 @@ from steps.records import Classification, ExtractInput, Extraction, Line, OcrRes
 ROOT = Path(__file__).resolve().parent.parent
 TD3 = ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10")
 TD1 = ("I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6", "ERIKSSON<<ANNA<MARIA<<<<<<<<<<")
+TD2 = ("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6")  # ICAO 9303 part 6
 SPECIMEN_FIELDS = {"date_of_birth": "1974-08-12", "date_of_expiry": "2012-04-15", "sex": "F",
                    "nationality": "UTO", "surname": "ERIKSSON", "given_names": "ANNA MARIA"}
 
@@ -141,10 +149,102 @@ def test_td1_check_digit_read_as_letter_is_repaired() -> None:
     assert result.mrz_lines == TD1
 
 
+ALL_TD2_CHECKS = {"document_number": True, "birth_date": True, "expiry_date": True, "final": True}
+
+
+@pytest.mark.parametrize(("l1", "l2"), [("id_card", None), ("id_card", "ESL.id_card"), ("passport", "AUR.passport"),
+                                        (None, None)])
+def test_td2_specimen_parsed_with_every_check_valid(l1: str | None, l2: str | None) -> None:
+    """TD2 (2 × 36) by its lines' length, whatever the document type; a classified issuer's code is not
+    forced onto it (the corpus's issuers issue no TD2)."""
+    result = extract(MRZ_ONLY, mrz_ocr(TD2, top=490, pitch=52), l1, l2)
+    assert result.mrz_lines == TD2
+    assert result.mrz_checks == ALL_TD2_CHECKS
+    assert result.mrz_valid is True
+    assert result.fields == SPECIMEN_FIELDS | {"document_number": "D23145890"}
+    assert set(result.sources.values()) == {"mrz"}
+
+
+def test_td2_as_tesseract_read_it_is_repaired() -> None:
+    """passporteye's test_passport-td2: Tesseract reads the nationality UTO as UT0."""
+    result = extract(MRZ_ONLY, mrz_ocr((TD2[0], TD2[1].replace("UTO", "UT0")), top=490, pitch=52), "id_card")
+    assert result.mrz_lines == TD2
+    assert result.mrz_valid is True
+
+
+def test_td2_corrupted_check_digit_is_reported_invalid() -> None:
+    corrupted = (TD2[0], TD2[1][:9] + "3" + TD2[1][10:])  # document-number check digit 7 → 3
+    result = extract(MRZ_ONLY, mrz_ocr(corrupted, top=490, pitch=52), "id_card")
+    assert result.mrz_lines == corrupted
+    assert result.mrz_checks == ALL_TD2_CHECKS | {"document_number": False, "final": False}
+    assert result.mrz_valid is False
+    wrong_final = (TD2[0], TD2[1][:-1] + "5")
+    result = extract(MRZ_ONLY, mrz_ocr(wrong_final, top=490, pitch=52), "passport")
+    assert result.mrz_lines == wrong_final
+    assert result.mrz_checks == ALL_TD2_CHECKS | {"final": False}
+
+
+def test_td2_corrupted_check_digit_falls_back_to_the_visual_zone() -> None:
+    corrupted = (TD2[0], TD2[1][:19] + "3" + TD2[1][20:])  # birth-date check digit 2 → 3
+    viz = [line(phrase("Date of birth", 400, 113, 12)), line(phrase("12 AUG 1974", 402, 144, 22))]
+    result = extract(MRZ_FIRST, viz + mrz_ocr(corrupted, top=490, pitch=52), "id_card")
+    assert result.mrz_checks["birth_date"] is False
+    assert result.fields["date_of_birth"] == "1974-08-12"
+    assert result.sources["date_of_birth"] == "viz"
+    assert result.sources["document_number"] == "mrz"
+
+
+@pytest.mark.parametrize("l1", ["passport", "id_card", None])
+def test_td3_with_its_line_ends_lost_stays_td3(l1: str | None) -> None:
+    """38-character lines may be a TD3 whose ends the OCR lost: TD2 is read too but wins only on checks."""
+    result = extract(MRZ_ONLY, mrz_ocr((TD3[0][:38], TD3[1][:38])), l1)
+    assert result.mrz_lines[0] == TD3[0]
+    assert result.mrz_lines[1].startswith(TD3[1][:38])
+    assert set(result.mrz_checks) == {"document_number", "birth_date", "expiry_date", "personal_number", "final"}
+    assert result.fields["document_number"] == "L898902C3"
+
+
 def test_alignment_drops_an_extra_character_and_fills_a_missing_filler() -> None:
     cost, repaired, _ = align_line("L898902C36UTO7408122F12041S9ZE184226B<<<<10", mrz_layout("TD3")[1])
     assert repaired == TD3[1]
     assert 0 < cost < 2
+
+
+# ── template geometry: corpus/layout.py, drawn by corpus/templates.py, read here ──────────────────────
+
+
+@pytest.mark.parametrize("key", sorted(LAYOUTS), ids="/".join)
+def test_drawn_documents_put_text_where_the_layout_says(key: tuple[str, str]) -> None:
+    """Labels, field numbers and MRZ lines of a drawn document sit where extraction looks for them."""
+    l1, side = key
+    doc = LAYOUTS[key]
+    issuer = next(i for i in ISSUERS if i.photo_side == side)
+    rng = np.random.default_rng(3)
+    ident = draw_identity(issuer, l1, rng)
+    boxes = dict(draw(ident, rng).items)
+    if doc.grid:
+        top = cap_band(issuer.label_font, doc.grid.label_size)[0]
+        for cell in doc.grid.cells:
+            if cell.name in ident.fields():
+                box = boxes[issuer.labels[cell.name]]
+                assert abs(box[0] - (doc.text_x + cell.x)) <= 2
+                assert abs(box[1] - (doc.grid.label_y(cell.row) + top)) <= 2
+    if doc.rows:
+        for number in DL_NUMBERS.values():
+            box = boxes[number]
+            assert abs(box[3] - _DL_BASELINE[_DL_EXACT[number]]) <= 1
+            assert box[0] - doc.text_x in (0, 1, doc.rows.second_column, doc.rows.second_column + 1)
+    if doc.mrz:
+        lines = ident.mrz_lines()
+        assert len(lines) == doc.mrz.lines and {len(t) for t in lines} == {doc.mrz.chars}
+        left, right = mrz_ink_x(doc)
+        for text, centre in zip(lines, doc.mrz_centres, strict=True):
+            box = boxes[text]
+            assert abs((box[1] + box[3]) / 2 - centre) < 0.2 * doc.mrz_pitch
+            assert 0 <= left - box[0] <= 0.3 * (box[2] - box[0]) / doc.mrz.chars
+            assert 0 <= box[2] - right <= 0.3 * (box[2] - box[0]) / doc.mrz.chars
+        size = doc.mrz_size(lambda s: font(str(mrz_font_path()), s).getlength(lines[0]))
+        assert box[2] - box[0] == pytest.approx(font(str(mrz_font_path()), size).getlength(lines[0]), abs=1)
 
 
 # ── visual zone ────────────────────────────────────────────────────────────────────────────────────
