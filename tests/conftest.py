@@ -27,3 +27,23 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus") / "small"
     generate(GenerateSpec(out=out, n=15, seed=11, distributions=ALL_DISTRIBUTIONS), workers=2, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path):
+    """A private model store with every classifier family × level trained on the ground-truth text of
+    the small corpus (fast, no OCR), so tests do not depend on `cardflow train` having run."""
+    from corpus.loaders import load
+    from steps.classify import FAMILIES, LEVELS
+    from steps.modelstore import ModelStore
+    from steps.training import fit
+
+    store = ModelStore(tmp_path_factory.mktemp("models"))
+    docs = [d for d in load(small_corpus) if d.truth]
+    texts = [" | ".join(d.truth.text_lines) for d in docs]
+    for family in FAMILIES:
+        for level in LEVELS:
+            trained = fit(family, level, texts, [getattr(d.truth, level) for d in docs])
+            trained.provenance = {"ocr": "ground-truth text (tests)"}
+            trained.save(store)
+    return store

@@ -211,3 +211,30 @@ def test_a_corrupt_image_is_a_recorded_failure_and_the_batch_goes_on(small_corpu
     assert outcomes[0].failure is None and outcomes[2].failure is None
     assert outcomes[0].extraction.fields["document_number"] == good.truth.fields["document_number"]
     assert set(outcomes[0].latency_ms) == set(STEPS) and outcomes[0].end_to_end_ms >= sum(outcomes[0].latency_ms.values()) * 0.99
+
+
+@pytest.mark.slow
+def test_every_variant_runs_on_a_small_corpus(small_corpus: Path, trained_store: ModelStore) -> None:
+    """Each variant, with the default variants around it, on one clean document of each type: no failure,
+    and sensible output (OCR finds the document number among its words for Tesseract/RapidOCR)."""
+    from steps.pipeline import Pipeline
+    from steps.spec import load_spec
+
+    catalog = default_catalog(trained_store)
+    default = load_spec(catalog).default
+    docs = []
+    for doc in load(small_corpus):
+        if doc.distribution == "clean" and doc.truth.l1 not in {d.truth.l1 for d in docs}:
+            docs.append(doc)
+    assert len(docs) == 3
+    for variant in catalog:
+        choice = default.as_dict() | {variant.step: variant.id}
+        outcomes = Pipeline(catalog.configuration(choice), catalog).run_batch(docs)
+        for outcome in outcomes:
+            assert outcome.failure is None, (variant.id, outcome.failure)
+            assert outcome.classification is not None and outcome.extraction is not None
+        if variant.step == "ocr":
+            words = {w.text for o in outcomes for line in o.ocr.lines for w in line.words}
+            hits = sum(d.truth.fields["document_number"] in words or d.truth.fields["document_number"] in o.ocr.text
+                       for d, o in zip(docs, outcomes, strict=True))
+            assert hits >= 2, (variant.id, hits)

@@ -23,7 +23,6 @@ from corpus.loaders import load
 from steps.catalog import Configuration, default_catalog
 from steps.modelstore import ModelStore
 from steps.prefix import evaluate_batch
-from steps.training import fit
 from tests.conftest import ROOT
 
 GRID = {"preprocess": "channel:gray,channel:red", "ocr": "tesseract:lstm-fast",
@@ -36,19 +35,13 @@ REQUIRED_METRICS = {"accuracy", "assertions_passed", "assertions_total", "l1_acc
 
 
 @pytest.fixture(scope="module")
-def sweep_env(tmp_path_factory: pytest.TempPathFactory):
-    """A corpus (3 documents × clean, phone), trained classifiers in a private model store, and an
-    environment pointing CardFlow and MLflow at them."""
+def sweep_env(tmp_path_factory: pytest.TempPathFactory, trained_store: ModelStore):
+    """A corpus (3 documents × clean, phone), the session's trained classifiers, and an environment
+    pointing CardFlow and MLflow at them."""
     root = tmp_path_factory.mktemp("sweep")
     corpus = root / "corpus"
     generate(GenerateSpec(corpus, 3, 5, ("clean", "phone")), workers=1, progress=False)
-    store = ModelStore(root / "models")
-    docs = [d for d in load(corpus) if d.truth]
-    texts = [" | ".join(d.truth.text_lines) for d in docs] * 2
-    for family, level in (("tfidf-logreg", "l2"), ("tfidf-logreg", "l1"), ("tfidf-svm", "l1")):
-        trained = fit(family, level, texts, [getattr(d.truth, level) for d in docs] * 2)
-        trained.provenance = {"ocr": "ground truth text (test)"}
-        trained.save(store)
+    store = trained_store
     env = {"CARDFLOW_MODELS": str(store.root), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
