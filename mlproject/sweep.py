@@ -407,16 +407,19 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
                 result.node_seconds[node] = result.node_seconds.get(node, 0.0) + t.wall_ms / 1000.0
         del collected[dist]
 
+    def collect(dist: str, index: int, batch_result: BatchResult, peak_mb: float) -> None:
+        nonlocal peak
+        batch_done()
+        peak = max(peak, peak_mb)
+        collected[dist][index] = batch_result
+        pending_batches[dist] -= 1
+        if pending_batches[dist] == 0:
+            log_distribution(dist)
+
     if req.workers <= 1:
         _worker_init_inline()
         for task in tasks:
-            dist, index, batch_result, peak_mb = _evaluate(task)
-            batch_done()
-            peak = max(peak, peak_mb)
-            collected[dist][index] = batch_result
-            pending_batches[dist] -= 1
-            if pending_batches[dist] == 0:
-                log_distribution(dist)
+            collect(*_evaluate(task))
     else:
         with ProcessPoolExecutor(req.workers, initializer=_worker_init) as pool:
             futures: set[Future] = {pool.submit(_evaluate, task) for task in tasks}
@@ -424,13 +427,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
-                        dist, index, batch_result, peak_mb = future.result()
-                        batch_done()
-                        peak = max(peak, peak_mb)
-                        collected[dist][index] = batch_result
-                        pending_batches[dist] -= 1
-                        if pending_batches[dist] == 0:
-                            log_distribution(dist)
+                        collect(*future.result())
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
