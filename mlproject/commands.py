@@ -8,7 +8,7 @@ from pathlib import Path
 
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
-from mlproject.tracking import attached_run
+from mlproject.tracking import attached_run, log_params
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def generate_corpus(*, out: Path, n: int, seed: int, distributions: tuple[str, .
 
             from corpus.sheet import contact_sheet
 
-            mlflow.log_params({"n": n, "seed": seed, "distributions": ",".join(spec.distributions),
+            log_params({"n": n, "seed": seed, "distributions": ",".join(spec.distributions),
                                "workers": workers, "generator_version": manifest["generator_version"],
                                "corpus_manifest_sha256": manifest["manifest_sha256"],
                                "mrz_font": manifest["fonts"]["mrz"]})

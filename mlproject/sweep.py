@@ -35,7 +35,7 @@ from corpus.errors import CardflowError, CorpusError
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from corpus.records import Corpus, DocumentRef
-from mlproject.tracking import environment_params, tracking_uri
+from mlproject.tracking import environment_params, log_params, tracking_uri
 from steps.base import STEPS, StepError
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.pipeline import DocumentOutcome
@@ -212,22 +212,6 @@ def _kill_stale(client, experiment_id: str, key: str) -> None:
             log.info("run %s was left RUNNING by a process that is gone; ended as KILLED", run.info.run_id)
 
 
-def _log_params(params: dict[str, Any]) -> None:
-    """Log params to the active run. Under `mlflow run` the entry point's raw parameters are already there
-    (e.g. sla_ms=''); a resolved value that differs is logged as `effective.<name>` (MLflow forbids changes)."""
-    import mlflow
-
-    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
-    fresh = {}
-    for key, value in params.items():
-        text = str(value)
-        if key not in existing:
-            fresh[key] = text
-        elif existing[key] != text:
-            fresh[f"effective.{key}"] = text
-    mlflow.log_params(fresh)
-
-
 def _run_params(req: SweepRequest, config: Configuration, distribution: str, catalog: Catalog, env: dict) -> dict:
     params: dict[str, Any] = {}
     for step, vid in config.as_dict().items():
@@ -279,7 +263,7 @@ def _log_config_run(req: SweepRequest, config: Configuration, distribution: str,
         mlflow.set_tags({**tags, "mlflow.runName": f"{config.label} @ {distribution}"})
         context = contextlib.nullcontext(mlflow.active_run())
     with context as run:
-        _log_params(_run_params(req, config, distribution, catalog, env))
+        log_params(_run_params(req, config, distribution, catalog, env))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -347,7 +331,7 @@ def run_sweep(req: SweepRequest, *, progress: bool = True, write_report: bool = 
             parent = run_ctx.__enter__()
             result.parent_run_id = parent.info.run_id
             mlflow.set_tags(tags)
-            _log_params(_sweep_params(req, env))
+            log_params(_sweep_params(req, env))
         _execute(req, todo, codes, catalog, env, key, result, progress)
         result.wall_s = time.perf_counter() - started
         if run_ctx is not None:

@@ -71,3 +71,19 @@ def environment_params() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             params[f"pkg.{package}"] = "absent"
     return params
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params to the active run. Under `mlflow run` the entry point's raw parameters are already there
+    (e.g. ocr=''); a resolved value that differs is logged as `effective.<name>` (MLflow forbids changes)."""
+    import mlflow
+
+    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    fresh = {}
+    for key, value in params.items():
+        text = str(value)
+        if key not in existing:
+            fresh[key] = text
+        elif existing[key] != text:
+            fresh[f"effective.{key}"] = text
+    mlflow.log_params(fresh)

@@ -17,7 +17,7 @@ from pathlib import Path
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.ocrpool import ocr_documents
-from mlproject.tracking import environment_params, run_for
+from mlproject.tracking import environment_params, log_params, run_for
 from steps.base import StepError
 from steps.catalog import default_catalog
 from steps.classify import LEVELS, classification_text
@@ -58,7 +58,7 @@ def train(*, corpus: Path | None = None, out_corpus: Path = Path("data/train-cor
     with run_for("cardflow-train", f"train {ocr_id.split('/', 1)[1]}") as run:
         import mlflow
 
-        mlflow.log_params({"ocr": ocr_id, "preprocess": preprocess_id, "corpus": str(corpus),
+        log_params({"ocr": ocr_id, "preprocess": preprocess_id, "corpus": str(corpus),
                            "corpus_manifest_sha256": docs.manifest_hash, "families": ",".join(families),
                            "documents": len(kept), "ocr_failures": len(labelled) - len(kept),
                            **environment_params()})

@@ -119,3 +119,33 @@ def test_mlflow_run_generate_entry_point(tmp_path: Path) -> None:
     assert run.data.metrics["documents"] == 4
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
     assert {"corpus.json", "corpus-sheet.png"} <= artifacts
+
+
+@pytest.mark.slow
+def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
+    """`mlflow run . -e train`: OCR text of a corpus → classifiers in the model store + metrics and ONNX in MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    from corpus.generate import GenerateSpec, generate
+
+    corpus = tmp_path / "train"
+    generate(GenerateSpec(corpus, 30, 99, ("clean",)), workers=2, progress=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CARDFLOW_MODELS": str(tmp_path / "models"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", ".", "-e", "train", "--env-manager", "local",
+         "-P", f"corpus={corpus}", "-P", "workers=2"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    run = MlflowClient().search_runs(experiment_ids=["0"])[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["effective.ocr"] == "ocr/tesseract:lstm-fast" or run.data.params["ocr"] == "ocr/tesseract:lstm-fast"
+    for family in ("tfidf-logreg", "tfidf-nb", "tfidf-svm"):
+        for level in ("l1", "l2"):
+            assert run.data.metrics[f"{family}.{level}.onnx_sklearn_agreement"] == 1.0
+            assert (tmp_path / "models" / "classify" / f"{family}-{level}" / "model.onnx").is_file()
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "classifiers")}
+    assert "classifiers/tfidf-logreg-l2" in artifacts
