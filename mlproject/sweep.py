@@ -21,7 +21,6 @@ import signal
 import socket
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from mlproject.tracking import environment_params, log_params, tracking_uri
 from steps.base import STEPS, StepError
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.pipeline import DocumentOutcome
-from steps.prefix import BatchResult, Grid, evaluate_batch
+from steps.prefix import Grid, evaluate_batch
 from steps.scoring import Summary, latency_metrics
 from steps.spec import PipelineSpec, Sla, load_spec
 
@@ -158,23 +157,74 @@ def _worker_init() -> None:
     _CATALOG["catalog"] = default_catalog()
 
 
-def _evaluate(task: tuple[str, int, list[DocumentRef], list[str], bool]) -> tuple[str, int, BatchResult, float]:
+@dataclass
+class RunPayload:
+    """Everything one (configuration, distribution) run logs, built in the worker that computed it."""
+
+    config_id: str
+    distribution: str
+    metrics: dict[str, float]
+    files: dict[str, bytes]  # artifact name -> content
+    mean_latency_ms: float
+
+
+@dataclass
+class Task:
+    """All batches of one distribution through one preprocessing prefix, for the configurations under it."""
+
+    distribution: str
+    docs: list[DocumentRef]
+    config_ids: list[str]
+    batch_size: int
+    reuse: bool
+    sla: Sla
+
+
+def _payload(config: Configuration, distribution: str, outcomes: list[DocumentOutcome], sla: Sla,
+             peak_mb: float) -> RunPayload:
+    from analysis.plots import confusion_png
+
+    summary = Summary()
+    lines = []
+    for outcome in outcomes:
+        assertions = summary.add(outcome)
+        row = {**outcome.to_json(), "assertions": assertions, "truth_l2": outcome.truth.l2 if outcome.truth else None}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    metrics = {**summary.metrics(), **latency_metrics(outcomes, sla), "peak_rss_mb": peak_mb}
+    files = {"predictions.jsonl": ("\n".join(lines) + "\n").encode(),
+             "step_latency.csv": _step_latency_csv(outcomes).encode()}
+    labelled = [(o.truth.l2, (o.classification.l2 if o.classification else None) or "none")
+                for o in outcomes if o.truth and o.truth.l2]
+    if labelled:
+        with tempfile.TemporaryDirectory() as tmp:
+            png = confusion_png([t for t, _ in labelled], [p for _, p in labelled], Path(tmp) / "c.png",
+                                title=f"level 2 — {config.label} @ {distribution}")
+            files["confusion_l2.png"] = png.read_bytes()
+    mean = sum(o.end_to_end_ms for o in outcomes) / len(outcomes)
+    return RunPayload(config.id, distribution, {k: float(v) for k, v in metrics.items() if v is not None}, files, mean)
+
+
+def _evaluate(task: Task) -> tuple[list[RunPayload], dict[str, float]]:
+    """Run a task's batches; return one payload per configuration and the seconds of every unique computation."""
     import resource
 
-    distribution, index, docs, config_ids, reuse = task
     catalog = _CATALOG.get("catalog") or _CATALOG.setdefault("catalog", default_catalog())
-    configs = [Configuration(*cid.split("|")) for cid in config_ids]
-    if reuse:
-        result = evaluate_batch(catalog, docs, configs)
-    else:  # naive: every configuration from scratch (for benchmarks and the honesty check)
-        result = BatchResult()
-        for config in configs:
-            part = evaluate_batch(catalog, docs, [config])
-            result.outcomes.update(part.outcomes)
-            for key, node in part.nodes.items():
-                result.nodes[f"{config.id}#{key}"] = node
+    configs = [Configuration(*cid.split("|")) for cid in task.config_ids]
+    outcomes: dict[str, list[DocumentOutcome]] = {c.id: [] for c in configs}
+    node_seconds: dict[str, float] = {}
+    for start in range(0, len(task.docs), task.batch_size):
+        batch = task.docs[start : start + task.batch_size]
+        parts = [evaluate_batch(catalog, batch, configs)] if task.reuse else [
+            evaluate_batch(catalog, batch, [c]) for c in configs]  # naive: every configuration from scratch
+        for k, part in enumerate(parts):
+            for cid, found in part.outcomes.items():
+                outcomes[cid].extend(found)
+            for node, t in part.nodes.items():
+                key = node if task.reuse else f"{configs[k].id}#{node}"
+                node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return distribution, index, result, peak_mb
+    payloads = [_payload(c, task.distribution, outcomes[c.id], task.sla, peak_mb) for c in configs]
+    return payloads, node_seconds
 
 
 # --- tracking -----------------------------------------------------------------------------------
@@ -240,44 +290,29 @@ def _step_latency_csv(outcomes: list[DocumentOutcome]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _log_config_run(req: SweepRequest, config: Configuration, distribution: str, outcomes: list[DocumentOutcome],
-                    catalog: Catalog, env: dict, peak_mb: float, code: str, key: str) -> tuple[str, dict[str, float]]:
+def _log_payload(req: SweepRequest, payload: RunPayload, catalog: Catalog, env: dict, code: str, key: str) -> str:
+    """One (configuration, distribution) run in MLflow: tags, params, metrics, artifacts."""
     import mlflow
 
-    from analysis.plots import confusion_png
-
-    summary = Summary()
-    rows = []
-    for outcome in outcomes:
-        assertions = summary.add(outcome)
-        rows.append({**outcome.to_json(), "assertions": assertions,
-                     "truth_l2": outcome.truth.l2 if outcome.truth else None})
-    metrics = {**summary.metrics(), **latency_metrics(outcomes, req.sla), "peak_rss_mb": peak_mb}
+    config = Configuration(*payload.config_id.split("|"))
     tags = {"cardflow.kind": "config-run", "cardflow.config_id": config.id, "cardflow.config_hash": config.short_hash,
-            "cardflow.distribution": distribution, "cardflow.corpus_sha": req.corpus.manifest_hash,
+            "cardflow.distribution": payload.distribution, "cardflow.corpus_sha": req.corpus.manifest_hash,
             "cardflow.batch_size": str(req.batch_size), "cardflow.code": code, "cardflow.sweep_key": key,
             "cardflow.config_label": config.label}
+    name = f"{config.label} @ {payload.distribution}"
     if req.nested or mlflow.active_run() is None:
-        context = mlflow.start_run(run_name=f"{config.label} @ {distribution}", nested=req.nested, tags=tags)
+        context = mlflow.start_run(run_name=name, nested=req.nested, tags=tags)
     else:  # run_config under `mlflow run`: the entry point's own run is the configuration's run
-        mlflow.set_tags({**tags, "mlflow.runName": f"{config.label} @ {distribution}"})
+        mlflow.set_tags({**tags, "mlflow.runName": name})
         context = contextlib.nullcontext(mlflow.active_run())
     with context as run:
-        log_params(_run_params(req, config, distribution, catalog, env))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        log_params(_run_params(req, config, payload.distribution, catalog, env))
+        mlflow.log_metrics(payload.metrics)
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            with open(folder / "predictions.jsonl", "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            (folder / "step_latency.csv").write_text(_step_latency_csv(outcomes))
-            labelled = [(o.truth.l2, (o.classification.l2 if o.classification else None) or "none")
-                        for o in outcomes if o.truth and o.truth.l2]
-            if labelled:
-                confusion_png([t for t, _ in labelled], [p for _, p in labelled], folder / "confusion_l2.png",
-                              title=f"level 2 — {config.label} @ {distribution}")
-            mlflow.log_artifacts(str(folder))
-        return run.info.run_id, metrics
+            for filename, content in payload.files.items():
+                (Path(tmp) / filename).write_bytes(content)
+            mlflow.log_artifacts(tmp)
+        return run.info.run_id
 
 
 @dataclass
@@ -353,57 +388,33 @@ def run_sweep(req: SweepRequest, *, progress: bool = True, write_report: bool = 
 
 def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dict[str, str], catalog: Catalog,
              env: dict, key: str, result: SweepResult, progress: bool) -> None:
-    """Evaluate the missing (configuration, distribution) pairs batch by batch on the pool; log each
-    distribution's runs as soon as all its batches are in."""
+    """Evaluate the missing (configuration, distribution) pairs on the pool, one task per (distribution,
+    preprocessing variant) so that runs are logged steadily while the other tasks compute."""
     tasks = []
     for dist, configs in todo.items():
         docs = [d for d in req.corpus if d.distribution == dist]
-        ids = [c.id for c in configs]
-        for index, start in enumerate(range(0, len(docs), req.batch_size)):
-            tasks.append((dist, index, docs[start : start + req.batch_size], ids, req.reuse))
-    pending_batches = defaultdict(int)
-    for task in tasks:
-        pending_batches[task[0]] += 1
-    collected: dict[str, dict[int, BatchResult]] = defaultdict(dict)
-    peak = 0.0
+        for prefix in dict.fromkeys(c.preprocess for c in configs):
+            ids = [c.id for c in configs if c.preprocess == prefix]
+            tasks.append(Task(dist, docs, ids, req.batch_size, req.reuse, req.sla))
     total = len(req.configurations) * len(req.distributions)
     bar = tqdm(total=total, initial=result.skipped, desc=f"{req.name}", unit="run", disable=not progress,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]{postfix}")
-    batches_done = [0]
+    bar.set_postfix_str(f"skipped {result.skipped} finished")
 
-    def batch_done() -> None:
-        batches_done[0] += 1
-        bar.set_postfix_str(f"batches {batches_done[0]}/{len(tasks)}, skipped {result.skipped} finished")
-
-    bar.set_postfix_str(f"batches 0/{len(tasks)}, skipped {result.skipped} finished")
-
-    def log_distribution(dist: str) -> None:
-        batches = [collected[dist][i] for i in sorted(collected[dist])]
-        for config in todo[dist]:
-            outcomes = [o for b in batches for o in b.outcomes[config.id]]
-            run_id, _ = _log_config_run(req, config, dist, outcomes, catalog, env, peak, codes[config.id], key)
-            result.runs[(config.id, dist)] = run_id
-            result.mean_latency_ms[(config.id, dist)] = sum(o.end_to_end_ms for o in outcomes) / len(outcomes)
+    def log(payloads: list[RunPayload], node_seconds: dict[str, float]) -> None:
+        for payload in payloads:
+            run_id = _log_payload(req, payload, catalog, env, codes[payload.config_id], key)
+            result.runs[(payload.config_id, payload.distribution)] = run_id
+            result.mean_latency_ms[(payload.config_id, payload.distribution)] = payload.mean_latency_ms
             result.logged += 1
             bar.update(1)
-        for b in batches:
-            for node, t in b.nodes.items():
-                result.node_seconds[node] = result.node_seconds.get(node, 0.0) + t.wall_ms / 1000.0
-        del collected[dist]
-
-    def collect(dist: str, index: int, batch_result: BatchResult, peak_mb: float) -> None:
-        nonlocal peak
-        batch_done()
-        peak = max(peak, peak_mb)
-        collected[dist][index] = batch_result
-        pending_batches[dist] -= 1
-        if pending_batches[dist] == 0:
-            log_distribution(dist)
+        for node, seconds in node_seconds.items():
+            result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
 
     if req.workers <= 1:
         _worker_init_inline()
         for task in tasks:
-            collect(*_evaluate(task))
+            log(*_evaluate(task))
     else:
         with ProcessPoolExecutor(req.workers, initializer=_worker_init) as pool:
             futures: set[Future] = {pool.submit(_evaluate, task) for task in tasks}
@@ -411,7 +422,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
-                        collect(*future.result())
+                        log(*future.result())
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
