@@ -4,10 +4,10 @@ Prints, on the same corpus and default grid (configs/pipeline.yaml):
   - the sweep's wall time (with reuse, MLflow logging included);
   - the floor: the unique step computations alone (sum of their wall times / workers);
   - the wall time of a naive sweep that recomputes every configuration from scratch;
-  - reuse honesty: 3 configurations re-run end to end with the plain pipeline runner (no reuse, same
-    batches, same number of concurrent processes), their mean latency per document against the
-    latency the reusing sweep attributed to them.
-Run with `make bench-sweep` (N documents per distribution: BENCH_N, default 3).
+  - reuse honesty: 3 configurations run end to end by the plain pipeline runner (no reuse, same
+    batches) against the latency the reusing evaluator attributes to them, measured serially in one
+    process so both see the same conditions.
+Run with `make bench-sweep` (N documents per distribution: BENCH_N, default 6).
 """
 
 from __future__ import annotations
@@ -17,29 +17,19 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.sweep import build_request, run_sweep
-from steps.catalog import Configuration, default_catalog
+from steps.catalog import default_catalog
 from steps.pipeline import Pipeline
-
-_PIPE: dict = {}
-
-
-def _plain(task: tuple[str, list]) -> list[float]:
-    config_id, docs = task
-    catalog = _PIPE.setdefault("catalog", default_catalog())
-    pipeline = Pipeline(Configuration(*config_id.split("|")), catalog)
-    pipeline.load()
-    return [o.end_to_end_ms for o in pipeline.run_batch(docs)]
+from steps.prefix import evaluate_batches
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=int(os.environ.get("BENCH_N", "3")), help="documents per distribution")
+    parser.add_argument("--n", type=int, default=int(os.environ.get("BENCH_N", "6")), help="documents per distribution")
     parser.add_argument("--distributions", default="clean,phone")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -64,29 +54,31 @@ def main() -> None:
     print(f"  floor (unique computations): {floor:8.1f} s   sweep / floor = {timings['reuse'] / floor:.2f}x (target <= 1.25)")
     print(f"  naive (every config alone):  {timings['naive']:8.1f} s   naive / sweep = "
           f"{timings['naive'] / timings['reuse']:.2f}x (target >= 3)")
-    # Reuse honesty: three configurations through the plain pipeline runner, same batches, same concurrency.
+    # Reuse honesty, measured serially in this one process (no other work running) so that both figures
+    # see the same conditions: each configuration's latency as the reusing evaluator attributes it (the
+    # whole tree under its preprocessing variant, as the sweep runs it) and as the plain pipeline runner
+    # measures it alone, alternated (reuse, plain, plain, reuse) to cancel drift.
+    catalog = default_catalog()
     picks = [request.configurations[k] for k in (0, configs // 2, configs - 1)]
-    docs = [d for d in load(corpus)]
-    tasks = []
+    docs = list(load(corpus))
+    print("  reuse honesty (mean end-to-end ms per document; serial, same process, same batches):")
     for config in picks:
-        for dist in request.distributions:
-            part = [d for d in docs if d.distribution == dist]
-            tasks += [(config.id, part[k : k + request.batch_size]) for k in range(0, len(part), request.batch_size)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        measured = list(pool.map(_plain, tasks))
-    print("  reuse honesty (mean end-to-end ms per document, reused figure vs plain re-run):")
-    index = 0
-    for config in picks:
-        plain = []
-        for dist in request.distributions:
-            batches = -(-len([d for d in docs if d.distribution == dist]) // request.batch_size)
-            for values in measured[index : index + batches]:
-                plain += values
-            index += batches
-        reused = statistics.mean(reuse.mean_latency_ms[(config.id, d)] for d in request.distributions)
-        plain_mean = statistics.mean(plain)
-        print(f"    {config.label:70s} reused {reused:7.0f}  plain {plain_mean:7.0f}  "
-              f"ratio {reused / plain_mean:.3f} ({'within' if abs(reused / plain_mean - 1) <= 0.10 else 'OUTSIDE'} 10%)")
+        siblings = [c for c in request.configurations if c.preprocess == config.preprocess]
+        figures: dict[str, list[float]] = {"reuse": [], "plain": []}
+        for order in (("reuse", "plain"), ("plain", "reuse")):
+            for mode in order:
+                for dist in request.distributions:
+                    part = [d for d in docs if d.distribution == dist]
+                    batches = [part[k : k + request.batch_size] for k in range(0, len(part), request.batch_size)]
+                    if mode == "reuse":
+                        outcomes = evaluate_batches(catalog, batches, siblings).outcomes[config.id]
+                    else:
+                        pipeline = Pipeline(config, catalog)
+                        outcomes = [o for batch in batches for o in pipeline.run_batch(batch)]
+                    figures[mode] += [o.end_to_end_ms for o in outcomes]
+        reused, plain = statistics.mean(figures["reuse"]), statistics.mean(figures["plain"])
+        verdict = "within" if abs(reused / plain - 1) <= 0.10 else "OUTSIDE"
+        print(f"    {config.label:70s} reused {reused:7.0f}  plain {plain:7.0f}  ratio {reused / plain:.3f} ({verdict} 10%)")
 
 
 if __name__ == "__main__":

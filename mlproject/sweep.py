@@ -12,7 +12,6 @@ predictions.jsonl, step_latency.csv, confusion_l2.png), and reports/<sweep>/ (al
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -38,7 +37,7 @@ from mlproject.tracking import environment_params, log_params, tracking_uri
 from steps.base import STEPS, StepError
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.pipeline import DocumentOutcome
-from steps.prefix import Grid, evaluate_batch
+from steps.prefix import Grid, evaluate_batches
 from steps.scoring import Summary, latency_metrics
 from steps.spec import PipelineSpec, Sla, load_spec
 
@@ -212,16 +211,16 @@ def _evaluate(task: Task) -> tuple[list[RunPayload], dict[str, float]]:
     configs = [Configuration(*cid.split("|")) for cid in task.config_ids]
     outcomes: dict[str, list[DocumentOutcome]] = {c.id: [] for c in configs}
     node_seconds: dict[str, float] = {}
-    for start in range(0, len(task.docs), task.batch_size):
-        batch = task.docs[start : start + task.batch_size]
-        parts = [evaluate_batch(catalog, batch, configs)] if task.reuse else [
-            evaluate_batch(catalog, batch, [c]) for c in configs]  # naive: every configuration from scratch
-        for k, part in enumerate(parts):
-            for cid, found in part.outcomes.items():
-                outcomes[cid].extend(found)
-            for node, t in part.nodes.items():
-                key = node if task.reuse else f"{configs[k].id}#{node}"
-                node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
+    batches = [task.docs[k : k + task.batch_size] for k in range(0, len(task.docs), task.batch_size)]
+    # Naive (benchmarks): every configuration from scratch, nothing shared.
+    parts = [evaluate_batches(catalog, batches, configs)] if task.reuse else [
+        evaluate_batches(catalog, batches, [c]) for c in configs]
+    for k, part in enumerate(parts):
+        for cid, found in part.outcomes.items():
+            outcomes[cid].extend(found)
+        for node, t in part.nodes.items():
+            key = node if task.reuse else f"{configs[k].id}#{node}"
+            node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     payloads = [_payload(c, task.distribution, outcomes[c.id], task.sla, peak_mb) for c in configs]
     return payloads, node_seconds
@@ -300,19 +299,40 @@ def _log_payload(req: SweepRequest, payload: RunPayload, catalog: Catalog, env: 
             "cardflow.batch_size": str(req.batch_size), "cardflow.code": code, "cardflow.sweep_key": key,
             "cardflow.config_label": config.label}
     name = f"{config.label} @ {payload.distribution}"
-    if req.nested or mlflow.active_run() is None:
-        context = mlflow.start_run(run_name=name, nested=req.nested, tags=tags)
-    else:  # run_config under `mlflow run`: the entry point's own run is the configuration's run
+    params = _run_params(req, config, payload.distribution, catalog, env)
+    active = mlflow.active_run()
+    if active is not None and not req.nested:  # run_config under `mlflow run`: the entry point's own run
         mlflow.set_tags({**tags, "mlflow.runName": name})
-        context = contextlib.nullcontext(mlflow.active_run())
-    with context as run:
-        log_params(_run_params(req, config, payload.distribution, catalog, env))
+        log_params(params)
         mlflow.log_metrics(payload.metrics)
-        with tempfile.TemporaryDirectory() as tmp:
-            for filename, content in payload.files.items():
-                (Path(tmp) / filename).write_bytes(content)
-            mlflow.log_artifacts(tmp)
-        return run.info.run_id
+        _log_files(mlflow.log_artifacts, payload.files)
+        return active.info.run_id
+    # One transaction for params, metrics and tags: hundreds of runs are logged per sweep.
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if active is not None:
+        tags["mlflow.parentRunId"] = active.info.run_id
+    experiment_id = active.info.experiment_id if active else mlflow.set_experiment(EXPERIMENT).experiment_id
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    try:
+        stamp = int(time.time() * 1000)
+        client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in payload.metrics.items()],
+                         params=[Param(k, str(v)) for k, v in params.items()])
+        _log_files(lambda folder: client.log_artifacts(run.info.run_id, folder), payload.files)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    except BaseException as exc:
+        client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    return run.info.run_id
+
+
+def _log_files(log_folder, files: dict[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for filename, content in files.items():
+            (Path(tmp) / filename).write_bytes(content)
+        log_folder(tmp)
 
 
 @dataclass

@@ -67,44 +67,73 @@ def _first_failure(*stages: Sequence, k: int) -> StepFailure | None:
     return next((stage[k] for stage in stages if isinstance(stage[k], StepFailure)), None)
 
 
-def evaluate_batch(catalog: Catalog, docs: Sequence[DocumentRef], configurations: Iterable[Configuration]) -> BatchResult:
-    """Every given configuration on one batch, each shared prefix computed once."""
+def _each(variant: Variant, batches: list[list]) -> tuple[list[list], list[NodeTime]]:
+    """A node's variant over every batch in a row (the model stays warm, as in a server of its own)."""
+    outputs, times = [], []
+    for inputs in batches:
+        out, t = _timed(variant, inputs)
+        outputs.append(out)
+        times.append(t)
+    return outputs, times
+
+
+def _total(times: list[NodeTime]) -> NodeTime:
+    return NodeTime(sum(t.wall_ms for t in times), sum(t.cpu_ms for t in times))
+
+
+def evaluate_batches(catalog: Catalog, batches: Sequence[Sequence[DocumentRef]],
+                     configurations: Iterable[Configuration]) -> BatchResult:
+    """Every given configuration on every batch, each shared prefix computed once per batch.
+
+    Each node of the tree runs over all batches before the next node starts, so one model serves
+    consecutive batches; every batch is still timed on its own (its documents' latency).
+    """
     wanted = list(configurations)
     result = BatchResult()
     for vid in {vid for config in wanted for vid in config.ids()}:
         catalog.get(vid).load()  # loading models is start-up, not latency
-    wall, cpu = time.perf_counter(), cpu_seconds()
-    images = [_decode(doc) for doc in docs]
-    decode = NodeTime((time.perf_counter() - wall) * 1000.0, (cpu_seconds() - cpu) * 1000.0)
-    result.nodes["decode"] = decode
+    images, decode = [], []
+    for docs in batches:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        images.append([_decode(doc) for doc in docs])
+        decode.append(NodeTime((time.perf_counter() - wall) * 1000.0, (cpu_seconds() - cpu) * 1000.0))
+    result.nodes["decode"] = _total(decode)
     for p in dict.fromkeys(c.preprocess for c in wanted):
-        pre, t_pre = _timed(catalog.get(p), images)
-        result.nodes[p] = t_pre
+        pre, t_pre = _each(catalog.get(p), images)
+        result.nodes[p] = _total(t_pre)
         for o in dict.fromkeys(c.ocr for c in wanted if c.preprocess == p):
-            ocr, t_ocr = _timed(catalog.get(o), pre)
-            result.nodes[f"{p}|{o}"] = t_ocr
+            ocr, t_ocr = _each(catalog.get(o), pre)
+            result.nodes[f"{p}|{o}"] = _total(t_ocr)
             for c in dict.fromkeys(x.classify for x in wanted if (x.preprocess, x.ocr) == (p, o)):
-                cls, t_cls = _timed(catalog.get(c), ocr)
-                result.nodes[f"{p}|{o}|{c}"] = t_cls
-                ext_in = [o_ if isinstance(o_, StepFailure) else (c_ if isinstance(c_, StepFailure) else ExtractInput(o_, c_))
-                          for o_, c_ in zip(ocr, cls, strict=True)]
+                cls, t_cls = _each(catalog.get(c), ocr)
+                result.nodes[f"{p}|{o}|{c}"] = _total(t_cls)
+                ext_in = [[o_ if isinstance(o_, StepFailure) else (c_ if isinstance(c_, StepFailure) else ExtractInput(o_, c_))
+                           for o_, c_ in zip(ob, cb, strict=True)] for ob, cb in zip(ocr, cls, strict=True)]
                 for e in dict.fromkeys(x.extract for x in wanted if (x.preprocess, x.ocr, x.classify) == (p, o, c)):
-                    ext, t_ext = _timed(catalog.get(e), ext_in)
-                    result.nodes[f"{p}|{o}|{c}|{e}"] = t_ext
-                    latency = {"preprocess": decode.wall_ms + t_pre.wall_ms, "ocr": t_ocr.wall_ms,
-                               "classify": t_cls.wall_ms, "extract": t_ext.wall_ms}
-                    cpu_ms = decode.cpu_ms + t_pre.cpu_ms + t_ocr.cpu_ms + t_cls.cpu_ms + t_ext.cpu_ms
+                    ext, t_ext = _each(catalog.get(e), ext_in)
+                    result.nodes[f"{p}|{o}|{c}|{e}"] = _total(t_ext)
                     config = Configuration(p, o, c, e)
-                    result.outcomes[config.id] = [
-                        DocumentOutcome(
-                            doc_id=doc.doc_id, source=str(doc.path), distribution=doc.distribution, truth=doc.truth,
-                            ocr=None if isinstance(ocr[k], StepFailure) else ocr[k],
-                            classification=None if isinstance(cls[k], StepFailure) else cls[k],
-                            extraction=None if isinstance(ext[k], StepFailure) else ext[k],
-                            failure=_first_failure(images, pre, ocr, cls, ext, k=k),
-                            latency_ms=dict(latency), end_to_end_ms=sum(latency.values()), batch_size=len(docs),
-                            cpu_ms=cpu_ms, batch_id=docs[0].doc_id,
+                    outcomes = result.outcomes.setdefault(config.id, [])
+                    for b, docs in enumerate(batches):
+                        latency = {"preprocess": decode[b].wall_ms + t_pre[b].wall_ms, "ocr": t_ocr[b].wall_ms,
+                                   "classify": t_cls[b].wall_ms, "extract": t_ext[b].wall_ms}
+                        cpu_ms = decode[b].cpu_ms + t_pre[b].cpu_ms + t_ocr[b].cpu_ms + t_cls[b].cpu_ms + t_ext[b].cpu_ms
+                        stages = (images[b], pre[b], ocr[b], cls[b], ext[b])
+                        outcomes.extend(
+                            DocumentOutcome(
+                                doc_id=doc.doc_id, source=str(doc.path), distribution=doc.distribution, truth=doc.truth,
+                                ocr=None if isinstance(ocr[b][k], StepFailure) else ocr[b][k],
+                                classification=None if isinstance(cls[b][k], StepFailure) else cls[b][k],
+                                extraction=None if isinstance(ext[b][k], StepFailure) else ext[b][k],
+                                failure=_first_failure(*stages, k=k),
+                                latency_ms=dict(latency), end_to_end_ms=sum(latency.values()), batch_size=len(docs),
+                                cpu_ms=cpu_ms, batch_id=docs[0].doc_id,
+                            )
+                            for k, doc in enumerate(docs)
                         )
-                        for k, doc in enumerate(docs)
-                    ]
     return result
+
+
+def evaluate_batch(catalog: Catalog, docs: Sequence[DocumentRef], configurations: Iterable[Configuration]) -> BatchResult:
+    """Every given configuration on one batch, each shared prefix computed once."""
+    return evaluate_batches(catalog, [docs], configurations)
