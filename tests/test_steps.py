@@ -103,16 +103,22 @@ def test_bad_preprocess_parameters_are_refused() -> None:
 
 
 def test_int8_ocr_models_are_int8_and_smaller() -> None:
+    """det and cls are quantised whole; rec only in its MatMul layers (its convolutions stay fp32)."""
     store = ModelStore()
-    for part in ("det", "rec", "cls"):
+    int8_types = {onnx.TensorProto.UINT8, onnx.TensorProto.INT8}
+    for part, max_ratio in (("det", 0.5), ("rec", 0.8), ("cls", 0.5)):
         fp32 = store.path(f"rapidocr/ppocrv4-fp32/{part}.onnx")
         int8 = store.path(f"rapidocr/ppocrv4-int8/{part}.onnx")
-        assert int8.stat().st_size < 0.5 * fp32.stat().st_size, part
+        assert int8.stat().st_size < max_ratio * fp32.stat().st_size, part
         model = onnx.load(str(int8))
-        int8_types = {onnx.TensorProto.UINT8, onnx.TensorProto.INT8}
         quantised = [t for t in model.graph.initializer if t.data_type in int8_types]
         assert len(quantised) >= 10, part
-        assert {n.op_type for n in model.graph.node} & {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
+        ops = {n.op_type for n in model.graph.node}
+        assert "MatMulInteger" in ops or "ConvInteger" in ops, part
+        if part == "rec":
+            assert "MatMulInteger" in ops and "ConvInteger" not in ops and "Conv" in ops
+    source = store.files()["rapidocr/ppocrv4-int8/rec.onnx"]["source"]
+    assert "operators MatMul" in source
 
 
 def test_model_store_detects_a_tampered_file(tmp_path: Path) -> None:
