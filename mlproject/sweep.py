@@ -169,14 +169,23 @@ class RunPayload:
 
 @dataclass
 class Task:
-    """All batches of one distribution through one preprocessing prefix, for the configurations under it."""
+    """Some whole batches of one distribution through one preprocessing prefix, for the configurations under it."""
 
-    distribution: str
+    group: tuple[str, str]  # (distribution, preprocessing variant)
+    chunk: int  # position of these batches within the group's documents
     docs: list[DocumentRef]
     config_ids: list[str]
     batch_size: int
     reuse: bool
-    sla: Sla
+
+
+@dataclass
+class ChunkResult:
+    group: tuple[str, str]
+    chunk: int
+    outcomes: dict[str, list[DocumentOutcome]]  # configuration id -> outcomes, documents in order
+    node_seconds: dict[str, float]  # unique computation -> wall seconds
+    peak_mb: float
 
 
 def _payload(config: Configuration, distribution: str, outcomes: list[DocumentOutcome], sla: Sla,
@@ -203,8 +212,8 @@ def _payload(config: Configuration, distribution: str, outcomes: list[DocumentOu
     return RunPayload(config.id, distribution, {k: float(v) for k, v in metrics.items() if v is not None}, files, mean)
 
 
-def _evaluate(task: Task) -> tuple[list[RunPayload], dict[str, float]]:
-    """Run a task's batches; return one payload per configuration and the seconds of every unique computation."""
+def _evaluate(task: Task) -> ChunkResult:
+    """Run a task's batches through the tree of its configurations (each shared prefix once per batch)."""
     import resource
 
     catalog = _CATALOG.get("catalog") or _CATALOG.setdefault("catalog", default_catalog())
@@ -219,11 +228,28 @@ def _evaluate(task: Task) -> tuple[list[RunPayload], dict[str, float]]:
         for cid, found in part.outcomes.items():
             outcomes[cid].extend(found)
         for node, t in part.nodes.items():
-            key = node if task.reuse else f"{configs[k].id}#{node}"
+            key = f"{task.group[0]}#{node}" if task.reuse else f"{task.group[0]}#{configs[k].id}#{node}"
             node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    payloads = [_payload(c, task.distribution, outcomes[c.id], task.sla, peak_mb) for c in configs]
-    return payloads, node_seconds
+    return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb)
+
+
+def plan_tasks(req: SweepRequest, todo: dict[str, list[Configuration]]) -> list[Task]:
+    """One group per (distribution, preprocessing variant): its documents go through preprocessing once
+    and the tree of configurations under it. Groups are cut into chunks of whole batches so that about
+    8 tasks per worker keep every core busy to the end (a chunk never splits a batch)."""
+    groups = [(dist, prefix) for dist, configs in todo.items() for prefix in dict.fromkeys(c.preprocess for c in configs)]
+    per_group = max(1, -(-8 * req.workers // max(1, len(groups)))) if req.workers > 1 else 1
+    tasks = []
+    for dist, prefix in groups:
+        docs = [d for d in req.corpus if d.distribution == dist]
+        ids = [c.id for c in todo[dist] if c.preprocess == prefix]
+        n_batches = -(-len(docs) // req.batch_size)
+        chunks = min(per_group, n_batches)
+        step = -(-n_batches // chunks) * req.batch_size
+        for k, first in enumerate(range(0, len(docs), step)):
+            tasks.append(Task((dist, prefix), k, docs[first : first + step], ids, req.batch_size, req.reuse))
+    return tasks
 
 
 # --- tracking -----------------------------------------------------------------------------------
@@ -344,6 +370,7 @@ class SweepResult:
     skipped: int = 0
     wall_s: float = 0.0
     unique_compute_s: float = 0.0
+    logging_s: float = 0.0  # main process: building run payloads and logging them to MLflow
     node_seconds: dict[str, float] = field(default_factory=dict)
     mean_latency_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # end to end, per document
 
@@ -408,41 +435,52 @@ def run_sweep(req: SweepRequest, *, progress: bool = True, write_report: bool = 
 
 def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dict[str, str], catalog: Catalog,
              env: dict, key: str, result: SweepResult, progress: bool) -> None:
-    """Evaluate the missing (configuration, distribution) pairs on the pool, one task per (distribution,
-    preprocessing variant) so that runs are logged steadily while the other tasks compute."""
-    tasks = []
-    for dist, configs in todo.items():
-        docs = [d for d in req.corpus if d.distribution == dist]
-        for prefix in dict.fromkeys(c.preprocess for c in configs):
-            ids = [c.id for c in configs if c.preprocess == prefix]
-            tasks.append(Task(dist, docs, ids, req.batch_size, req.reuse, req.sla))
+    """Evaluate the missing (configuration, distribution) pairs on the pool (see plan_tasks); a group's
+    runs are logged as soon as its last chunk is in, while the other tasks compute."""
+    tasks = plan_tasks(req, todo)
+    expected: dict[tuple[str, str], int] = {}
+    for task in tasks:
+        expected[task.group] = expected.get(task.group, 0) + 1
+    arrived: dict[tuple[str, str], list[ChunkResult]] = {}
     total = len(req.configurations) * len(req.distributions)
     bar = tqdm(total=total, initial=result.skipped, desc=f"{req.name}", unit="run", disable=not progress,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]{postfix}")
     bar.set_postfix_str(f"skipped {result.skipped} finished")
 
-    def log(payloads: list[RunPayload], node_seconds: dict[str, float]) -> None:
-        for payload in payloads:
+    def collect(chunk: ChunkResult) -> None:
+        for node, seconds in chunk.node_seconds.items():
+            result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
+        parts = arrived.setdefault(chunk.group, [])
+        parts.append(chunk)
+        if len(parts) < expected[chunk.group]:
+            return
+        parts.sort(key=lambda c: c.chunk)
+        distribution = chunk.group[0]
+        peak_mb = max(c.peak_mb for c in parts)
+        started = time.perf_counter()
+        for config_id in parts[0].outcomes:
+            outcomes = [o for c in parts for o in c.outcomes[config_id]]
+            payload = _payload(Configuration(*config_id.split("|")), distribution, outcomes, req.sla, peak_mb)
             run_id = _log_payload(req, payload, catalog, env, codes[payload.config_id], key)
             result.runs[(payload.config_id, payload.distribution)] = run_id
             result.mean_latency_ms[(payload.config_id, payload.distribution)] = payload.mean_latency_ms
             result.logged += 1
             bar.update(1)
-        for node, seconds in node_seconds.items():
-            result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
+        result.logging_s += time.perf_counter() - started
+        del arrived[chunk.group]
 
     if req.workers <= 1:
         _worker_init_inline()
         for task in tasks:
-            log(*_evaluate(task))
+            collect(_evaluate(task))
     else:
         with ProcessPoolExecutor(req.workers, initializer=_worker_init) as pool:
             futures: set[Future] = {pool.submit(_evaluate, task) for task in tasks}
             try:
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        log(*future.result())
+                    for future in sorted(done, key=lambda f: (f.result().group, f.result().chunk)):
+                        collect(future.result())
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise

@@ -65,12 +65,14 @@ class Variant(ABC, Generic[In, Out]):
         """Identifies exactly what this variant computes: id, parameters, implementation, model file hashes."""
         from steps.modelstore import sha256_file
 
-        self.load()  # model files are fetched or made on first load: hash what will actually run
+        files = self.model_files()
+        if not all(path.is_file() for path in files.values()):
+            self.load()  # model files are fetched or made on first load: hash what will actually run
         parts = {
             "id": self.id,
             "params": self.params_dict(),
             "implementation": self.implementation,
-            "files": {name: sha256_file(path) for name, path in sorted(self.model_files().items()) if path.is_file()},
+            "files": {name: sha256_file(path) for name, path in sorted(files.items()) if path.is_file()},
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -146,6 +146,26 @@ def _predictions(client, run) -> list[dict]:
     return rows
 
 
+@pytest.mark.parametrize(("batch_size", "workers", "chunks"), [(1, 2, 3), (2, 2, 2), (2, 1, 1), (4, 2, 1)])
+def test_tasks_cover_each_group_once_in_whole_batches(sweep_env, batch_size: int, workers: int, chunks: int) -> None:
+    """4 groups (2 distributions × 2 preprocessing variants) of 3 documents: with 2 workers each group is cut
+    into as many chunks as it has batches (up to 8 tasks per worker), never splitting a batch."""
+    from mlproject.sweep import build_request, plan_tasks
+
+    req = build_request(corpus=sweep_env["corpus"], distributions=None, batch_size=batch_size, workers=workers, **GRID)
+    todo = {dist: req.configurations for dist in req.distributions}
+    tasks = plan_tasks(req, todo)
+    groups = {(t.group) for t in tasks}
+    assert groups == {(d, p) for d in ("clean", "phone") for p in ("preprocess/channel:gray", "preprocess/channel:red")}
+    for group in groups:
+        mine = [t for t in tasks if t.group == group]
+        assert [t.chunk for t in mine] == list(range(chunks))
+        assert all(len(t.docs) % batch_size == 0 for t in mine[:-1])
+        expected = [d.doc_id for d in req.corpus if d.distribution == group[0]]
+        assert [d.doc_id for t in mine for d in t.docs] == expected
+        assert all(set(t.config_ids) == {c.id for c in req.configurations if c.preprocess == group[1]} for t in mine)
+
+
 @pytest.mark.slow
 def test_one_and_two_workers_give_identical_results(sweep_env, tmp_path: Path) -> None:
     outputs = []
