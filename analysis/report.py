@@ -121,11 +121,16 @@ def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
         "Also in `results.csv`.", "", _md_table(table), "",
     ])
     (out_dir / "report.md").write_text(md, encoding="utf-8")
+    write_html(md, data.manifest["name"], out_dir / "report.html")
+    return out_dir
+
+
+def write_html(md: str, title: str, path: Path) -> Path:
+    """The markdown report as a standalone HTML page (pictures referenced beside it)."""
     html = markdown.markdown(md, extensions=["tables", "fenced_code"])
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
              "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:3px 6px}"
              "th{background:#f0f0f0}img{max-width:100%}code{background:#f5f5f5}")
-    (out_dir / "report.html").write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{data.manifest['name']}</title>"
-        f"<style>{style}</style></head><body>{html}</body></html>", encoding="utf-8")
-    return out_dir
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+                    f"<style>{style}</style></head><body>{html}</body></html>", encoding="utf-8")
+    return path

@@ -175,6 +175,48 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:
         parser.add_argument(f"--{step}", type=_optional, help=f"{step}: {what} (default: the spec's grid)")
 
 
+# --- profile ------------------------------------------------------------------------------------
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from mlproject.profile import build_profile_request, print_profile_summary, run_profile
+
+    req = build_profile_request(corpus=args.corpus, distributions=args.distributions, n=args.n, seed=args.seed,
+                                steps=args.step, versions=args.versions, cores=args.cores,
+                                batch_sizes=args.batch_sizes, sla_ms=args.sla_ms, load=args.load, name=args.name,
+                                warmup=args.warmup, min_batches=args.min_batches, report_root=args.reports)
+    print_profile_summary(run_profile(req))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from analysis.profile import load_profile, plan_table, recommendation
+    from analysis.recommend import explain
+    from mlproject.profile import ProfileError
+    from mlproject.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        data = load_profile(args.profile)
+    except Exception as exc:  # noqa: BLE001 — MLflow raises several types for an unknown run
+        raise ProfileError(f"parameter profile: no profile run {args.profile!r} at {tracking_uri()} ({exc})") from exc
+    budgets = dict(data.manifest["sla"]["steps_ms"])
+    for item in args.budget or ():
+        step, _, value = item.partition("=")
+        if step not in budgets or not value:
+            raise ProfileError(f"parameter budget: expected STEP=MS with STEP one of {', '.join(budgets)}, got {item!r}")
+        budgets[step] = float(value)
+    end_to_end = float(args.sla_ms) if args.sla_ms else data.manifest["sla"]["end_to_end_ms"]
+    rec = recommendation(data, load=args.load, end_to_end_ms=end_to_end, step_budgets_ms=budgets)
+    print(explain(rec, end_to_end_ms=end_to_end, price_per_core_hour=data.manifest["prices"]["price_per_core_hour"],
+                  currency=data.manifest["prices"]["currency"]))
+    if rec.best:
+        print()
+        print(plan_table(rec).to_string(index=False))
+    return 0 if rec.best else 3
+
+
 # --- project ------------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -287,6 +329,44 @@ def build_parser() -> argparse.ArgumentParser:
                                             "distribution of a corpus; one MLflow run with the sweep's metrics.")
     _add_sweep_arguments(run_config, single=True)
     run_config.set_defaults(func=cmd_run_config)
+
+    profile = sub.add_parser(
+        "profile", help="each step variant × CPU cores × batch size: latency, throughput, utilisation, cost, "
+                        "accuracy, and a recommendation under the SLA",
+        description="Profile step variants across CPU cores and batch sizes, each cell in a process restricted to "
+                    "that many cores; one MLflow run per cell under a profile run; report under reports/<name>/.")
+    profile.add_argument("--corpus", type=_optional, help="corpus folder (default: generate one; configs/pipeline.yaml "
+                         "profile: n, seed, distributions)")
+    profile.add_argument("--distributions", "--distribution", dest="distributions", type=_optional,
+                         help="distribution(s), comma-separated (default: the spec's profile distributions)")
+    profile.add_argument("--n", type=_optional, help="documents per distribution when generating")
+    profile.add_argument("--seed", type=_optional, help="seed when generating")
+    profile.add_argument("--step", "--steps", dest="step", type=_optional,
+                         help="step(s) to profile, comma-separated, or auto: the two most expensive (default)")
+    profile.add_argument("--versions", type=_optional, help="variant ids or names, comma-separated (default: the "
+                         "spec's profile versions); with several steps give full ids")
+    profile.add_argument("--cores", type=_optional, help="core counts, comma-separated (default 1,2,4)")
+    profile.add_argument("--batch-sizes", "--batch_sizes", dest="batch_sizes", type=_optional,
+                         help="batch sizes, comma-separated (default 1,4,8)")
+    profile.add_argument("--sla-ms", "--sla_ms", dest="sla_ms", type=_optional,
+                         help="end-to-end budget per document, p95 (default: the spec's)")
+    profile.add_argument("--load", type=_optional, help="target load, documents per second (default: the spec's)")
+    profile.add_argument("--warmup", type=_optional, help="warm-up batches per cell (default 1)")
+    profile.add_argument("--min-batches", "--min_batches", dest="min_batches", type=_optional,
+                         help="timed batches per cell at least (default 3)")
+    profile.add_argument("--name", type=_optional, help="profile name (default: a hash of its parameters)")
+    profile.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (default reports/)")
+    profile.set_defaults(func=cmd_profile)
+
+    rec = sub.add_parser("recommend", help="re-run the recommender on a profile for another SLA or load",
+                         description="Choose per step the version, batch size, cores and replicas that maximise "
+                                     "accuracy within the SLA at a target load, then minimise cost. Exit 3 when "
+                                     "nothing is feasible (the tightest constraint is printed).")
+    rec.add_argument("--profile", required=True, help="the profile's MLflow parent run id")
+    rec.add_argument("--load", type=float, help="target load, documents per second (default: the profile's)")
+    rec.add_argument("--sla-ms", "--sla_ms", dest="sla_ms", type=_optional, help="end-to-end budget, ms")
+    rec.add_argument("--budget", action="append", help="a step budget, STEP=MS (repeatable)")
+    rec.set_defaults(func=cmd_recommend)
 
     demo = sub.add_parser("demo", help="the main job, end to end, on embedded defaults",
                           description="The main job on embedded defaults, no server needed: generate the default "

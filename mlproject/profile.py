@@ -1,0 +1,477 @@
+"""`cardflow profile` (MLproject entry point `profile`): each step variant × CPU cores × batch size.
+
+Reads: a corpus (generated from `distributions`, `n`, `seed` when `corpus` is empty), the pipeline
+spec (configs/pipeline.yaml: default configuration, SLA, `profile:` defaults), prices
+(configs/prices.yaml), the trained classifiers in the model store.
+
+Does, in order:
+1. the per-step breakdown of the default configuration on the corpus at the SLA batch size (one core),
+   which names the most expensive steps (`steps=auto` profiles the two that cost most);
+2. the accuracy of every configuration the profiled versions form (the other steps at their default),
+   with shared-prefix reuse — accuracy does not depend on cores or batch size;
+3. every (version, cores, batch size) cell in a process of its own (mlproject/profile_worker.py),
+   restricted to that many CPUs with the libraries' thread counts set to match; cells asking for
+   more cores than the machine has run on all of them and are marked oversubscribed;
+4. the recommendation for the SLA and target load (analysis/recommend.py), the report.
+
+Writes: an MLflow parent run (experiment `cardflow-profile`, tag cardflow.kind=profile) with one
+nested run per cell (tag cardflow.kind=profile-cell; params: step, variant, model, version, cores,
+batch_size, threads, batching, oversubscribed, corpus hash …; metrics: latency_ms.p50|p95|p99 per
+document, batch_latency_ms.*, throughput_docs_s, cpu_utilisation, core_busy_pct, peak_rss_mb,
+cost_per_1k_docs, accuracy), profile.json on the parent, and reports/<profile>/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from corpus.errors import CardflowError
+from corpus.loaders import load as load_corpus
+from corpus.records import Corpus, DocumentRef
+from mlproject.sweep import SweepError, _positive, _split, corpus_for
+from mlproject.tracking import environment_params, log_params, tracking_uri
+from steps.base import STEPS, StepError
+from steps.catalog import Catalog, Configuration, default_catalog
+from steps.pipeline import _decode
+from steps.prefix import _timed, evaluate_batches
+from steps.records import ExtractInput, StepFailure
+from steps.scoring import Summary
+from steps.spec import PipelineSpec, Sla, load_spec
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "cardflow-profile"
+PRICES = Path(__file__).resolve().parent.parent / "configs" / "prices.yaml"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class ProfileError(CardflowError):
+    """A profile parameter is wrong; the message names it and lists the valid choices."""
+
+
+@dataclass(frozen=True)
+class Prices:
+    price_per_core_hour: float
+    currency: str
+    source: str
+
+
+def load_prices(path: Path = PRICES) -> Prices:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        price = float(data["price_per_core_hour"])
+    except OSError as exc:
+        raise ProfileError(f"cannot read prices {path}: {exc.strerror}") from exc
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise ProfileError(f"{path}: price_per_core_hour must be a number ({exc})") from exc
+    if price <= 0:
+        raise ProfileError(f"{path}: price_per_core_hour must be positive, got {price}")
+    return Prices(price, str(data.get("currency", "USD")), " ".join(str(data.get("source", "")).split()))
+
+
+def cost_per_1k_docs(cores: int, wall_s: float, documents: int, price_per_core_hour: float) -> float:
+    """cores × wall time × price per core-hour, per 1,000 documents."""
+    return cores * (wall_s / documents) * 1000.0 / 3600.0 * price_per_core_hour
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    corpus: Corpus
+    base: Configuration  # the configuration around the profiled steps
+    steps: tuple[str, ...] | None  # None: the two most expensive steps, chosen after the breakdown
+    versions: dict[str, tuple[str, ...]]  # step -> variant ids
+    cores: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+    sla: Sla
+    load: float
+    max_utilisation: float
+    max_replicas: int
+    warmup: int
+    min_batches: int
+    prices: Prices
+    name: str
+    report_root: Path = Path("reports")
+
+
+def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None, steps=None, versions=None,
+                          cores=None, batch_sizes=None, sla_ms=None, load=None, name=None, warmup=None,
+                          min_batches=None, catalog: Catalog | None = None, spec: PipelineSpec | None = None,
+                          report_root: Path = Path("reports"), prices: Prices | None = None) -> ProfileRequest:
+    """Validate every parameter before anything runs; errors name the parameter and the valid choices."""
+    catalog = catalog or default_catalog()
+    spec = spec or load_spec(catalog)
+    defaults = spec.raw.get("profile") or {}
+    try:
+        step_names = _split(steps) or _split(defaults.get("steps", "auto"))
+        chosen = None if step_names in ((), ("auto",)) else step_names
+        for step in chosen or ():
+            if step not in STEPS:
+                raise ProfileError(f"parameter step: unknown step {step!r}; valid: auto, {', '.join(STEPS)}")
+        wanted = _split(versions)
+        per_step: dict[str, tuple[str, ...]] = {}
+        for step in STEPS:
+            names = [v for v in wanted if "/" not in v or v.startswith(step + "/")]
+            if wanted and chosen and len(chosen) == 1 and step == chosen[0]:
+                names = list(wanted)
+            elif wanted and not all("/" in v for v in wanted):
+                if chosen is None or len(chosen) != 1:
+                    raise ProfileError("parameter versions: with several steps, give full variant ids "
+                                       "(e.g. ocr/tesseract:lstm-fast) so each names its step")
+                names = []
+            names = names if wanted else list(defaults.get("versions", {}).get(step, [getattr(spec.default, step)]))
+            try:
+                per_step[step] = tuple(dict.fromkeys(catalog.resolve(step, nm) for nm in names)) or (
+                    getattr(spec.default, step),)
+            except StepError as exc:
+                raise ProfileError(f"parameter versions: {exc}") from exc
+        core_list = tuple(_positive("cores", c) for c in (_split(cores) or tuple(defaults.get("cores", [1, 2]))))
+        batch_list = tuple(_positive("batch_sizes", b) for b in (_split(batch_sizes) or
+                                                                  tuple(defaults.get("batch_sizes", [1, 4]))))
+        budget = spec.sla.end_to_end_ms if sla_ms in (None, "") else _positive("sla_ms", sla_ms, float)
+        target = _positive("load", load if load not in (None, "") else defaults.get("target_load_docs_s", 1.0), float)
+        warm_raw = warmup if warmup not in (None, "") else defaults.get("warmup_batches", 1)
+        try:
+            warm = int(float(warm_raw))
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(f"parameter warmup: expected a number, got {warm_raw!r}") from exc
+        min_b = _positive("min_batches", min_batches if min_batches not in (None, "") else
+                          defaults.get("min_batches", 3))
+        if warm < 0:
+            raise ProfileError(f"parameter warmup must be 0 or more, got {warmup!r}")
+        n_docs = _positive("n", n if n not in (None, "") else defaults.get("n", 8))
+        seed_raw = seed if seed not in (None, "") else defaults.get("seed", 29)
+        try:
+            seed_n = int(float(seed_raw))
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(f"parameter seed: expected a number, got {seed_raw!r}") from exc
+    except SweepError as exc:
+        raise ProfileError(str(exc)) from exc
+    dists = _split(distributions)
+    if corpus not in (None, ""):
+        path = Path(corpus)
+        if not path.exists():
+            raise ProfileError(f"parameter corpus: {path} does not exist")
+        loaded = load_corpus(path)
+        missing = [d for d in dists if d not in loaded.distributions]
+        if missing:
+            raise ProfileError(f"parameter distributions: corpus {path} has no {', '.join(missing)}; "
+                               f"it has: {', '.join(loaded.distributions)}")
+    else:
+        dists = dists or tuple(defaults.get("distributions", ["clean"]))
+        loaded = load_corpus(corpus_for(dists, n_docs, seed_n, workers=2))
+    if dists:
+        loaded = dataclasses.replace(loaded, documents=tuple(d for d in loaded if d.distribution in dists))
+    for vid in {v for ids in per_step.values() for v in ids if v.startswith("classify/")} | {spec.default.classify}:
+        try:
+            catalog.get(vid).load()
+        except StepError as exc:
+            raise ProfileError(f"parameter versions: {exc}") from exc
+    sla = Sla(batch_size=spec.sla.batch_size, end_to_end_ms=budget, steps_ms=dict(spec.sla.steps_ms))
+    key = json.dumps([chosen, per_step, core_list, batch_list, loaded.manifest_hash], sort_keys=True)
+    profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
+                          float(defaults.get("max_utilisation", 0.8)), int(defaults.get("max_replicas", 32)),
+                          warm, min_b, prices or load_prices(), profile_name, report_root)
+
+
+# --- the breakdown and the inputs of each step ---------------------------------------------------
+
+@dataclass
+class Staged:
+    """The default configuration's records before each step, and the step latencies it measured."""
+
+    inputs: dict[str, list[Any]]  # step -> its input records, in corpus order (failed documents left out)
+    step_ms: dict[str, list[float]]  # step -> per-document latency (its batch's wall time), ms
+
+
+def stage(catalog: Catalog, base: Configuration, docs: list[DocumentRef], batch_size: int) -> Staged:
+    """Run the default configuration batch by batch on one core, keeping each step's inputs."""
+    variants = {step: catalog.get(vid) for step, vid in base.as_dict().items()}
+    for variant in variants.values():
+        variant.set_threads(1)
+        variant.load()
+    staged = Staged({s: [] for s in STEPS}, {s: [] for s in STEPS})
+    for k in range(0, len(docs), batch_size):
+        batch = docs[k : k + batch_size]
+        t = time.perf_counter()
+        images = [_decode(d) for d in batch]
+        decode_ms = (time.perf_counter() - t) * 1000.0
+        pre, t_pre = _timed(variants["preprocess"], images)
+        ocr, t_ocr = _timed(variants["ocr"], pre)
+        cls, t_cls = _timed(variants["classify"], ocr)
+        ext_in = [o if isinstance(o, StepFailure) else (c if isinstance(c, StepFailure) else ExtractInput(o, c))
+                  for o, c in zip(ocr, cls, strict=True)]
+        _, t_ext = _timed(variants["extract"], ext_in)
+        for step, records, t_ms in (("preprocess", images, decode_ms + t_pre.wall_ms), ("ocr", pre, t_ocr.wall_ms),
+                                    ("classify", ocr, t_cls.wall_ms), ("extract", ext_in, t_ext.wall_ms)):
+            staged.inputs[step] += [r for r in records if not isinstance(r, StepFailure)]
+            staged.step_ms[step] += [t_ms] * len(batch)
+    return staged
+
+
+def breakdown_rows(step_ms: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Per step: mean, p50, p95 per document and share of the end-to-end mean, most expensive first."""
+    total = sum(float(np.mean(v)) for v in step_ms.values() if v)
+    rows = [{"step": s, "mean_ms": float(np.mean(v)), "p50_ms": float(np.percentile(v, 50)),
+             "p95_ms": float(np.percentile(v, 95)), "share": float(np.mean(v)) / total if total else 0.0}
+            for s, v in step_ms.items() if v]
+    return sorted(rows, key=lambda r: -r["mean_ms"])
+
+
+# --- cells ---------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    step: str
+    variant: str
+    cores: int
+    batch_size: int
+    cpus: list[int]
+    oversubscribed: bool
+
+
+def plan_cells(req: ProfileRequest, steps: tuple[str, ...]) -> list[Cell]:
+    available = sorted(os.sched_getaffinity(0))
+    cells = []
+    for step in steps:
+        for variant, cores, batch in itertools.product(req.versions[step], req.cores, req.batch_sizes):
+            over = cores > len(available)
+            cells.append(Cell(step, variant, cores, batch, available if over else available[:cores], over))
+    return cells
+
+
+def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path) -> dict[str, Any]:
+    """One cell in its own process; returns the worker's measurements."""
+    spec = {"variant": cell.variant, "threads": cell.cores, "cpus": cell.cpus, "batch_size": cell.batch_size,
+            "inputs": str(inputs_path), "warmup": req.warmup, "min_batches": req.min_batches,
+            "out": str(workdir / "result.json")}
+    cell_file = workdir / "cell.json"
+    cell_file.write_text(json.dumps(spec))
+    env = {**os.environ, **{v: str(cell.cores) for v in THREAD_VARIABLES}, "OMP_THREAD_LIMIT": str(cell.cores)}
+    done = subprocess.run([sys.executable, "-m", "mlproject.profile_worker", str(cell_file)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        raise ProfileError(f"profiling {cell.variant} on {cell.cores} cores at batch {cell.batch_size} failed "
+                           f"(exit {done.returncode}):\n{tail}")
+    return json.loads((workdir / "result.json").read_text())
+
+
+def cell_metrics(cell: Cell, measured: dict[str, Any], accuracy: float, price: float) -> dict[str, float]:
+    batch_ms = np.asarray(measured["batch_ms"])
+    per_doc = np.repeat(batch_ms, cell.batch_size)  # a document's latency is its batch's wall time
+    docs = measured["documents"]
+    allowed = len(measured["affinity"])
+    return {
+        "latency_ms.p50": float(np.percentile(per_doc, 50)), "latency_ms.p95": float(np.percentile(per_doc, 95)),
+        "latency_ms.p99": float(np.percentile(per_doc, 99)), "latency_ms.mean": float(per_doc.mean()),
+        "batch_latency_ms.p50": float(np.percentile(batch_ms, 50)),
+        "batch_latency_ms.p95": float(np.percentile(batch_ms, 95)),
+        "batch_latency_ms.p99": float(np.percentile(batch_ms, 99)),
+        "throughput_docs_s": docs / measured["wall_s"],
+        "cpu_utilisation": measured["cpu_s"] / (measured["wall_s"] * allowed),  # per allowed core, 0..1
+        "cpu_cores_used": measured["cpu_s"] / measured["wall_s"],
+        "core_busy_pct": float(np.mean(measured["core_busy_pct"])),
+        "peak_rss_mb": measured["peak_rss_mb"], "load_s": measured["load_s"],
+        "cost_per_1k_docs": cost_per_1k_docs(cell.cores, measured["wall_s"], docs, price),
+        "accuracy": accuracy, "documents": float(docs), "failures": float(measured["failures"]),
+        "oversubscribed": float(cell.oversubscribed),
+    }
+
+
+# --- accuracy ------------------------------------------------------------------------------------
+
+def accuracy_table(catalog: Catalog, docs: list[DocumentRef], base: Configuration, steps: tuple[str, ...],
+                   versions: dict[str, tuple[str, ...]], batch_size: int) -> dict[str, dict[str, float]]:
+    """Metrics of every configuration the profiled versions form (other steps at their default)."""
+    grid = {s: (versions[s] if s in steps else (getattr(base, s),)) for s in STEPS}
+    configs = [Configuration(*ids) for ids in itertools.product(*(grid[s] for s in STEPS))]
+    batches = [docs[k : k + batch_size] for k in range(0, len(docs), batch_size)]
+    result = evaluate_batches(catalog, batches, configs)
+    table = {}
+    for config in configs:
+        summary = Summary()
+        for outcome in result.outcomes[config.id]:
+            summary.add(outcome)
+        table[config.id] = {k: float(v) for k, v in summary.metrics().items() if v is not None}
+    return table
+
+
+def version_accuracy(table: dict[str, dict[str, float]], base: Configuration, step: str, variant: str) -> float:
+    return table[Configuration(**(base.as_dict() | {step: variant})).id]["accuracy"]
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+@dataclass
+class ProfileResult:
+    parent_run_id: str
+    steps: tuple[str, ...]
+    report_dir: Path | None = None
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # configuration id -> metrics
+    wall_s: float = 0.0
+
+
+def run_profile(req: ProfileRequest, *, progress: bool = True, write_report: bool = True) -> ProfileResult:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    catalog = default_catalog()
+    mlflow.set_tracking_uri(tracking_uri())
+    client = MlflowClient()
+    parent_id = os.environ.get("MLFLOW_RUN_ID")
+    experiment_id = (client.get_run(parent_id).info.experiment_id if parent_id
+                     else mlflow.set_experiment(EXPERIMENT).experiment_id)
+    docs = list(req.corpus)
+    env = environment_params()
+    started = time.perf_counter()
+    parent = mlflow.start_run(run_id=parent_id) if parent_id else mlflow.start_run(
+        run_name=req.name, experiment_id=experiment_id, tags={"cardflow.kind": "profile"})
+    try:
+        with tempfile.TemporaryDirectory(prefix="cardflow-profile-") as tmp:
+            result = _profile(req, catalog, client, experiment_id, parent.info.run_id, docs, env, Path(tmp), progress)
+        result.wall_s = time.perf_counter() - started
+        mlflow.log_metric("profile_wall_s", result.wall_s)
+        mlflow.log_dict(_manifest(req, result, result.accuracy), "profile.json")
+        if write_report:
+            from analysis.profile import write_profile_report
+
+            result.report_dir = write_profile_report(result.parent_run_id, req.report_root / req.name)
+            mlflow.log_artifacts(str(result.report_dir), "report")
+        mlflow.end_run("FINISHED")
+    except BaseException as exc:
+        mlflow.end_run("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    return result
+
+
+def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, parent_id: str,
+             docs: list[DocumentRef], env: dict, tmp: Path, progress: bool) -> ProfileResult:
+    import mlflow
+
+    mlflow.set_tags({"cardflow.kind": "profile", "mlflow.runName": req.name})
+    staged = stage(catalog, req.base, docs, req.sla.batch_size)
+    breakdown = breakdown_rows(staged.step_ms)
+    steps = req.steps or tuple(sorted((r["step"] for r in breakdown[:2]), key=STEPS.index))
+    log_params(_profile_params(req, steps, env))
+    result = ProfileResult(parent_id, steps, breakdown=breakdown)
+    result.accuracy = accuracy_table(catalog, docs, req.base, steps, req.versions, req.sla.batch_size)
+    cells = plan_cells(req, steps)
+    inputs_paths = {}
+    for step in steps:
+        inputs_paths[step] = tmp / f"{step}.pkl"
+        inputs_paths[step].write_bytes(pickle.dumps(staged.inputs[step]))
+    bar = tqdm(total=len(cells), desc=req.name, unit="cell", disable=not progress,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]{postfix}")
+    for k, cell in enumerate(cells):
+        bar.set_postfix_str(f"{cell.variant} {cell.cores}c b{cell.batch_size}")
+        workdir = tmp / f"cell{k}"
+        workdir.mkdir()
+        measured = run_cell(cell, inputs_paths[cell.step], req, workdir)
+        metrics = cell_metrics(cell, measured, version_accuracy(result.accuracy, req.base, cell.step, cell.variant),
+                               req.prices.price_per_core_hour)
+        run_id = _log_cell(client, experiment_id, parent_id, req, cell, measured, metrics, env)
+        result.cells.append({"run_id": run_id, "step": cell.step, "variant": cell.variant, "cores": cell.cores,
+                             "batch_size": cell.batch_size, "oversubscribed": cell.oversubscribed,
+                             "batching": measured["batching"], "affinity": measured["affinity"], **metrics})
+        bar.update(1)
+    bar.close()
+    mlflow.log_metrics({"cells": float(len(cells)), **{f"breakdown.{r['step']}.mean_ms": r["mean_ms"] for r in breakdown}})
+    return result
+
+
+def _profile_params(req: ProfileRequest, steps: tuple[str, ...], env: dict) -> dict[str, Any]:
+    return {
+        "corpus": str(req.corpus.root), "corpus_manifest_sha256": req.corpus.manifest_hash,
+        "distributions": ",".join(req.corpus.distributions), "documents": len(req.corpus),
+        "steps": ",".join(steps), **{f"versions.{s}": ",".join(req.versions[s]) for s in steps},
+        "cores": ",".join(map(str, req.cores)), "batch_sizes": ",".join(map(str, req.batch_sizes)),
+        "machine_cores": len(os.sched_getaffinity(0)), "base_configuration": req.base.id,
+        "sla_ms": req.sla.end_to_end_ms, "sla_batch_size": req.sla.batch_size,
+        **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
+        "target_load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
+        "warmup_batches": req.warmup, "min_batches": req.min_batches,
+        "price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency, **env,
+    }
+
+
+def _log_cell(client, experiment_id: str, parent_id: str, req: ProfileRequest, cell: Cell, measured: dict,
+              metrics: dict[str, float], env: dict) -> str:
+    from mlflow.entities import Metric, Param
+
+    variant = default_catalog().get(cell.variant)
+    name = f"{cell.variant} · {cell.cores} core{'s' if cell.cores > 1 else ''} · batch {cell.batch_size}"
+    tags = {"cardflow.kind": "profile-cell", "mlflow.parentRunId": parent_id, "cardflow.step": cell.step,
+            "cardflow.variant": cell.variant, "cardflow.oversubscribed": str(cell.oversubscribed).lower()}
+    params = {"step": cell.step, "variant": cell.variant, "model": variant.model, "version": variant.version,
+              "cores": cell.cores, "batch_size": cell.batch_size, "threads": cell.cores,
+              "cpus": ",".join(map(str, measured["affinity"])), "batching": measured["batching"],
+              "oversubscribed": cell.oversubscribed, "corpus_manifest_sha256": req.corpus.manifest_hash,
+              "warmup_batches": req.warmup, "price_per_core_hour": req.prices.price_per_core_hour, **env}
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    try:
+        stamp = int(time.time() * 1000)
+        client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+                         params=[Param(k, str(v)) for k, v in params.items()])
+        client.set_terminated(run.info.run_id, "FINISHED")
+    except BaseException as exc:
+        client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    return run.info.run_id
+
+
+def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {
+        "name": req.name, "corpus": str(req.corpus.root), "corpus_manifest_sha256": req.corpus.manifest_hash,
+        "documents": len(req.corpus), "distributions": list(req.corpus.distributions),
+        "base_configuration": req.base.as_dict(), "steps": list(result.steps),
+        "versions": {s: list(req.versions[s]) for s in result.steps},
+        "cores": list(req.cores), "batch_sizes": list(req.batch_sizes), "machine_cores": len(os.sched_getaffinity(0)),
+        "sla": {"batch_size": req.sla.batch_size, "end_to_end_ms": req.sla.end_to_end_ms, "steps_ms": req.sla.steps_ms},
+        "warmup_batches": req.warmup, "min_batches": req.min_batches,
+        "load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
+        "prices": {"price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
+                   "source": req.prices.source},
+        "breakdown": result.breakdown, "accuracy": table,
+        "cells": [{k: v for k, v in c.items()} for c in result.cells],
+        "wall_s": result.wall_s,
+    }
+
+
+
+def print_profile_summary(result: ProfileResult) -> None:
+    """The per-step breakdown, the table's fastest cells, the recommendation, and where the report is."""
+    from analysis.profile import load_profile, profile_table, recommendation
+    from analysis.recommend import explain
+
+    data = load_profile(result.parent_run_id)
+    top = result.breakdown[0]
+    print(f"\nprofile: {len(result.cells)} cells in {result.wall_s:.0f} s; parent run {result.parent_run_id}")
+    print(f"most expensive step of the default configuration: {top['step']} ({top['share'] * 100:.0f}% of "
+          f"{sum(r['mean_ms'] for r in result.breakdown):.0f} ms per document); profiled: {', '.join(result.steps)}")
+    print()
+    print(profile_table(data).to_string(index=False))
+    print()
+    m = data.manifest
+    print(explain(recommendation(data), end_to_end_ms=m["sla"]["end_to_end_ms"],
+                  price_per_core_hour=m["prices"]["price_per_core_hour"], currency=m["prices"]["currency"]))
+    if result.report_dir:
+        print(f"\nReport: {result.report_dir / 'report.md'} (and report.html)")

@@ -1,0 +1,204 @@
+"""Profiling: cost arithmetic, the recommender on hand-made tables, core restriction in a real worker
+process, and a real 2 versions × 2 cores × 2 batch sizes profile with its runs, report and notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.recommend import Option, recommend, size
+from mlproject.profile import cost_per_1k_docs
+from steps.modelstore import ModelStore
+from tests.conftest import ROOT
+
+PRICE = 0.05
+
+
+def test_cost_per_1k_docs_arithmetic() -> None:
+    # 2 cores busy 10 s for 100 documents at 0.036 per core-hour: 2 × 0.1 s × 1000 / 3600 × 0.036
+    assert cost_per_1k_docs(2, 10.0, 100, 0.036) == pytest.approx(0.002)
+    assert cost_per_1k_docs(1, 3600.0, 1000, 1.0) == pytest.approx(1.0)
+
+
+def test_sizing_counts_replicas_and_the_wait_for_a_batch_to_fill() -> None:
+    # 1.5 docs/s per replica at ≤ 80% busy carries 1.2 docs/s: 2 docs/s needs 2 replicas, each seeing 1 doc/s;
+    # the first document of a batch of 4 waits for 3 more: 3 s.
+    entry, replicas = size(Option("ocr", "ocr/a:1", 2, 4, 900.0, 1.5), load=2.0, price=PRICE, max_utilisation=0.8)
+    assert replicas == 2 and entry.wait_ms == pytest.approx(3000.0) and entry.latency_ms == pytest.approx(3900.0)
+    assert entry.cost_per_hour == pytest.approx(2 * 2 * PRICE)
+    single, _ = size(Option("ocr", "ocr/a:1", 1, 1, 400.0, 3.0), load=2.0, price=PRICE, max_utilisation=0.8)
+    assert single.replicas == 1 and single.wait_ms == 0.0
+
+
+def _table() -> tuple[list[Option], dict[str, float]]:
+    """preprocess: one fast option; ocr: `accurate` (slow) and `fast` (less accurate), each at 1 or 2 cores."""
+    options = [
+        Option("preprocess", "preprocess/p:1", 1, 1, 20.0, 50.0),
+        Option("ocr", "ocr/accurate:1", 1, 1, 1800.0, 0.55),
+        Option("ocr", "ocr/accurate:1", 2, 2, 1900.0, 1.05),
+        Option("ocr", "ocr/fast:1", 1, 1, 500.0, 2.0),
+        Option("ocr", "ocr/fast:1", 2, 2, 520.0, 3.8),
+    ]
+    accuracy = {"preprocess/p:1|ocr/accurate:1": 0.95, "preprocess/p:1|ocr/fast:1": 0.90}
+    return options, accuracy
+
+
+def test_recommender_picks_the_known_optimum() -> None:
+    options, accuracy = _table()
+    rec = recommend(options, accuracy, end_to_end_ms=3000, step_budgets_ms={"ocr": 2500}, load=1.0,
+                    price_per_core_hour=PRICE, max_utilisation=0.8)
+    # accurate at 1 core: 0.55×0.8 = 0.44 docs/s per replica → 3 replicas × 1 core = 3 cores;
+    # accurate at 2 cores, batch 2: 1.05×0.8 = 0.84 → 2 replicas × 2 cores = 4 cores, and it waits for its batch
+    # (1 doc at 0.5 docs/s per replica = 2000 ms → 3900 ms, over budget). So: accurate, 1 core, 3 replicas.
+    best = rec.best
+    assert best is not None and best.accuracy == 0.95
+    ocr = best.steps["ocr"]
+    assert (ocr.option.variant, ocr.option.cores, ocr.option.batch_size, ocr.replicas) == ("ocr/accurate:1", 1, 1, 3)
+    assert best.cost_per_hour == pytest.approx((3 * 1 + 1 * 1) * PRICE)
+    assert best.latency_ms == pytest.approx(1820.0)
+    # fast on 2 cores at batch 2 (1520 ms, 2 cores) is beaten by fast on 1 core (500 ms, 1 core): pruned
+    assert rec.considered == 2 and rec.feasible == 2 and rec.runners_up[0].accuracy == 0.90
+    # the frontier: the cheapest plan (fast, 1 core) and the accurate one
+    assert [(p.accuracy, round(p.cost_per_hour, 4)) for p in rec.frontier] == [(0.90, 0.1), (0.95, 0.2)]
+
+
+def test_recommender_honours_the_sla() -> None:
+    options, accuracy = _table()
+    rec = recommend(options, accuracy, end_to_end_ms=3000, step_budgets_ms={"ocr": 1000}, load=1.0,
+                    price_per_core_hour=PRICE)
+    assert rec.best is not None and rec.best.config_id == "preprocess/p:1|ocr/fast:1"
+    assert all(e.latency_ms <= 1000 for p in [rec.best, *rec.runners_up] for s, e in p.steps.items() if s == "ocr")
+    rec = recommend(options, accuracy, end_to_end_ms=600, step_budgets_ms={}, load=1.0, price_per_core_hour=PRICE)
+    assert rec.best is not None and rec.best.latency_ms <= 600 and rec.best.accuracy == 0.90
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"step_budgets_ms": {"ocr": 300}}, "tightest constraint: step budget: ocr p95 500 ms > budget 300 ms at best "
+                                        "(ocr/fast:1, 1 cores, batch 1"),
+    ({"end_to_end_ms": 400}, "tightest constraint: end-to-end SLA: the fastest options within every step budget sum "
+                             "to 520 ms > 400 ms"),
+    ({"load": 100.0, "max_replicas": 4}, "tightest constraint: load: step ocr cannot carry 100 documents/s with at "
+                                         "most 4 replicas"),
+])
+def test_recommender_reports_no_feasible_configuration_with_the_tightest_constraint(kwargs, expected) -> None:
+    options, accuracy = _table()
+    args = {"end_to_end_ms": 3000, "step_budgets_ms": {}, "load": 1.0, "price_per_core_hour": PRICE} | kwargs
+    rec = recommend(options, accuracy, **args)
+    assert rec.best is None and rec.feasible == 0
+    assert rec.reason.startswith("no feasible configuration") and expected in rec.reason
+
+
+def _run_worker(tmp_path: Path, inputs: list, variant: str, threads: int, cpus: list[int], batch: int) -> dict:
+    (tmp_path / "inputs.pkl").write_bytes(pickle.dumps(inputs))
+    cell = {"variant": variant, "threads": threads, "cpus": cpus, "batch_size": batch, "inputs": str(tmp_path / "inputs.pkl"),
+            "warmup": 1, "min_batches": 2, "out": str(tmp_path / "out.json")}
+    (tmp_path / "cell.json").write_text(json.dumps(cell))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, "-m", "mlproject.profile_worker", str(tmp_path / "cell.json")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_worker_allowed_one_core_never_runs_on_two(small_corpus: Path, tmp_path: Path) -> None:
+    """Tesseract asked to spread a batch of 4 over 2 threads but allowed 1 CPU: its affinity stays that CPU and
+    it never uses more than one core's worth of CPU time; allowed 2 CPUs, the same cell uses more than one."""
+    from corpus.loaders import load
+    from steps.pipeline import _decode
+
+    available = sorted(os.sched_getaffinity(0))
+    assert len(available) >= 2, "this test needs a machine with 2 cores"
+    images = [_decode(d) for d in list(load(small_corpus))[:4]]
+    one = _run_worker(tmp_path, images, "ocr/tesseract:lstm-fast", threads=2, cpus=[available[0]], batch=4)
+    assert one["affinity"] == [available[0]]
+    assert one["cpu_s"] / one["wall_s"] <= 1.05
+    assert one["batching"] == "spread" and one["failures"] == 0
+    two = _run_worker(tmp_path, images, "ocr/tesseract:lstm-fast", threads=2, cpus=available[:2], batch=4)
+    assert two["affinity"] == available[:2]
+    assert two["cpu_s"] / two["wall_s"] > 1.2  # the batch really is spread over both cores
+
+
+@pytest.mark.slow
+def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Path, trained_store: ModelStore,
+                                                                tmp_path: Path) -> None:
+    env = {**os.environ, "CARDFLOW_MODELS": str(trained_store.root),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    args = ["profile", "--corpus", str(small_corpus), "--distributions", "clean", "--step", "preprocess",
+            "--versions", "channel:gray,otsu:gray", "--cores", "1,2", "--batch-sizes", "1,2", "--min-batches", "2",
+            "--name", "tiny", "--reports", str(tmp_path / "reports"), "--load", "1"]
+    done = subprocess.run([sys.executable, "-m", "mlproject.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "most expensive step of the default configuration: ocr" in done.stdout
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("cardflow-profile")
+    parent = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile'")
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    cells = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile-cell'")
+    assert len(cells) == 8
+    assert {(r.data.params["variant"], r.data.params["cores"], r.data.params["batch_size"]) for r in cells} == {
+        (v, c, b) for v in ("preprocess/otsu:gray", "preprocess/channel:gray") for c in ("1", "2") for b in ("1", "2")}
+    keys = {"latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "batch_latency_ms.p95", "throughput_docs_s",
+            "cpu_utilisation", "peak_rss_mb", "cost_per_1k_docs", "accuracy", "oversubscribed"}
+    for run in cells:
+        assert keys <= set(run.data.metrics), keys - set(run.data.metrics)
+        assert run.data.tags["mlflow.parentRunId"] == parent[0].info.run_id
+        assert run.data.params["batching"] == "spread"
+        assert len(run.data.params["cpus"].split(",")) == int(run.data.params["cores"])
+        m = run.data.metrics
+        # cost as logged = cores × time per document × 1000 / 3600 × price
+        assert m["cost_per_1k_docs"] == pytest.approx(
+            int(run.data.params["cores"]) * (1.0 / m["throughput_docs_s"]) * 1000 / 3600
+            * float(run.data.params["price_per_core_hour"]), rel=1e-6)
+    accuracy = {r.data.params["variant"]: r.data.metrics["accuracy"] for r in cells}
+    assert 0.3 < accuracy["preprocess/otsu:gray"] <= 1.0 and 0.3 < accuracy["preprocess/channel:gray"] <= 1.0
+    report = tmp_path / "reports" / "tiny"
+    for name in ("report.md", "report.html", "profile.csv", "breakdown.png", "version_accuracy_latency.png",
+                 "version_accuracy_throughput.png", "batch_curves.png", "utilisation.png", "frontier.png"):
+        assert (report / name).is_file(), name
+    text = (report / "report.md").read_text()
+    assert "Most expensive: **ocr**" in text and "| preprocess | otsu:gray" in text
+    assert "## Recommendation" in text
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "analysis" / "milestone2.ipynb", as_version=4)
+    saved = dict(os.environ)
+    os.environ.update({"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"], "CARDFLOW_MODELS": env["CARDFLOW_MODELS"]})
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "8 cells" in text and "most expensive step: ocr" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 6
+
+    again = subprocess.run([sys.executable, "-m", "mlproject.cli", "recommend", "--profile", parent[0].info.run_id,
+                            "--budget", "ocr=10"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 3 and "no feasible configuration; tightest constraint: step budget: ocr" in again.stdout
+
+
+def test_bad_profile_parameters_are_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    for args, message in ((["--step", "ocrx"], "parameter step: unknown step 'ocrx'; valid: auto, preprocess"),
+                          (["--cores", "0"], "parameter cores must be positive"),
+                          (["--corpus", "/no/such"], "parameter corpus: /no/such does not exist"),
+                          (["--step", "ocr", "--versions", "tesseract:nope"], "parameter versions: unknown ocr variant")):
+        done = subprocess.run([sys.executable, "-m", "mlproject.cli", "profile", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
