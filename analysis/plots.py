@@ -99,3 +99,33 @@ def heatmap_png(pivot: pd.DataFrame, path: Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+STEP_COLOURS = {"preprocess": "#8ecae6", "ocr": "#fb8500", "classify": "#219ebc", "extract": "#8338ec"}
+
+
+def step_breakdown_png(bars: dict[str, dict[str, float]], path: Path, title: str = "") -> Path:
+    """Stacked bars of mean latency per document per step, one bar per configuration (label → {step: ms});
+    each bar is annotated with its most expensive step."""
+    steps = [s for s in STEP_COLOURS if any(s in b for b in bars.values())]
+    labels = list(bars)
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.55 * len(labels)))
+    left = np.zeros(len(labels))
+    for step in steps:
+        values = np.array([bars[label].get(step, 0.0) for label in labels])
+        ax.barh(range(len(labels)), values, left=left, color=STEP_COLOURS[step], label=step)
+        left += values
+    for k, label in enumerate(labels):
+        top = max(bars[label], key=bars[label].get)
+        share = bars[label][top] / max(sum(bars[label].values()), 1e-9)
+        ax.text(left[k], k, f"  {left[k]:.0f} ms · {top} {share * 100:.0f}%", va="center", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, left.max() * 1.35 if len(left) else 1)
+    ax.set_xlabel("mean latency per document (ms)")
+    ax.set_title(title, fontsize=9, pad=22)
+    ax.legend(fontsize=7, ncol=len(steps), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

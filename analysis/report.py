@@ -8,7 +8,7 @@ from pathlib import Path
 import markdown
 import pandas as pd
 
-from analysis.plots import accuracy_vs_latency_png, heatmap_png
+from analysis.plots import accuracy_vs_latency_png, heatmap_png, step_breakdown_png
 from analysis.sweep import (
     SweepData,
     accuracy_pivot,
@@ -89,6 +89,7 @@ def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
     table.to_csv(out_dir / "results.csv", index=False)
     best = best_per_distribution(df)
     robust = robustness(df)
+    where = _breakdown_section(df, best, robust.index[0], out_dir / "step_breakdown.png")
     variants_table, counts = _catalog_section(data)
     top = robust.index[0]
     budgets = ", ".join(f"{s} {v:.0f} ms" for s, v in sla["steps_ms"].items())
@@ -114,6 +115,7 @@ def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
         f"**{top}** — the best worst case across distributions ({robust.iloc[0]['worst %']:.1f}% on "
         f"{robust.iloc[0]['worst distribution']}; mean {robust.iloc[0]['mean %']:.1f}%).", "",
         _md_table(robust.head(10), index=True), "",
+        "## Where the time goes", "", where, "",
         "## Accuracy vs latency", "", "![accuracy vs latency](accuracy_vs_latency.png)", "",
         "## Accuracy per configuration and distribution", "", "![heat map](accuracy_heatmap.png)", "",
         "## Every configuration and distribution", "",
@@ -123,6 +125,32 @@ def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
     (out_dir / "report.md").write_text(md, encoding="utf-8")
     write_html(md, data.manifest["name"], out_dir / "report.html")
     return out_dir
+
+
+def _breakdown_section(df: pd.DataFrame, best: pd.DataFrame, robust_label: str, path: Path) -> str:
+    """Per-step mean latency of the best configuration per distribution and of the most robust one."""
+    bars: dict[str, dict[str, float]] = {}
+    picks = [(r["configuration"], r["distribution"]) for _, r in best.iterrows()]
+    picks += [(robust_label, d) for d in df["distribution"].unique()]
+    for label, dist in picks:
+        row = df[(df["label"] == label) & (df["distribution"] == dist)]
+        if row.empty:
+            continue
+        means = {s: float(row.iloc[0][f"step_{s}_mean"]) for s in STEPS if pd.notna(row.iloc[0].get(f"step_{s}_mean"))}
+        if means:
+            bars[f"{label} @ {dist}"] = means
+    if not bars:
+        return "(no per-step means recorded)"
+    step_breakdown_png(bars, path, "mean latency per document per step")
+    tops = {}
+    for means in bars.values():
+        top = max(means, key=means.get)
+        tops[top] = tops.get(top, 0) + 1
+    top, count = max(tops.items(), key=lambda kv: kv[1])
+    return (f"Mean latency per document per step for the best configuration of each distribution and the most robust "
+            f"one. The most expensive step is **{top}** in {count} of {len(bars)} of them; every run also records "
+            "`step.<step>.latency_ms.mean` and the tag `cardflow.most_expensive_step`.\n\n"
+            "![per-step breakdown](step_breakdown.png)")
 
 
 def write_html(md: str, title: str, path: Path) -> Path:

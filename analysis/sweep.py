@@ -44,6 +44,7 @@ def load_sweep(parent_run_id: str, client=None) -> SweepData:
             "latency_p99": m.get("latency_ms.p99"), "throughput": m.get("throughput_docs_s"),
             "sla_met": bool(m.get("sla_met", 0.0)), "documents": int(m.get("documents", 0)),
             **{f"step_{s}_p95": m.get(f"step.{s}.latency_ms.p95") for s in STEPS},
+            **{f"step_{s}_mean": m.get(f"step.{s}.latency_ms.mean") for s in STEPS},
             **{k: v for k, v in m.items() if k.startswith(("assert.", "field."))},
         })
     return SweepData(manifest, dict(parent.data.params), pd.DataFrame(rows))

@@ -155,6 +155,13 @@ def cmd_run_config(args: argparse.Namespace) -> int:
     result = run_sweep(_sweep_request(args, nested=False), write_report=False)
     (config_id, dist), run_id = next(iter(result.runs.items()))
     print(f"run {run_id}: {config_id} @ {dist} ({'already finished: reused' if result.skipped else 'logged'})")
+    from mlflow.tracking import MlflowClient
+
+    from mlproject.sweep import breakdown_text
+
+    metrics = MlflowClient().get_run(run_id).data.metrics
+    print(f"accuracy {metrics.get('accuracy', 0) * 100:.1f}%, latency p95 {metrics.get('latency_ms.p95', 0):.0f} ms "
+          f"per document; per step (artifact step_breakdown.png):\n{breakdown_text(metrics)}")
     return 0
 
 

@@ -326,6 +326,7 @@ class ProfileResult:
     report_dir: Path | None = None
     cells: list[dict[str, Any]] = field(default_factory=list)
     breakdown: list[dict[str, Any]] = field(default_factory=list)
+    breakdown_batch1: list[dict[str, Any]] = field(default_factory=list)
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # configuration id -> metrics
     wall_s: float = 0.0
 
@@ -370,9 +371,11 @@ def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, 
     mlflow.set_tags({"cardflow.kind": "profile", "mlflow.runName": req.name})
     staged = stage(catalog, req.base, docs, req.sla.batch_size)
     breakdown = breakdown_rows(staged.step_ms)
+    # The default variants also at batch size 1: the recommender's options for the steps not profiled.
+    single = breakdown_rows(stage(catalog, req.base, docs, 1).step_ms)
     steps = req.steps or tuple(sorted((r["step"] for r in breakdown[:2]), key=STEPS.index))
     log_params(_profile_params(req, steps, env))
-    result = ProfileResult(parent_id, steps, breakdown=breakdown)
+    result = ProfileResult(parent_id, steps, breakdown=breakdown, breakdown_batch1=single)
     result.accuracy = accuracy_table(catalog, docs, req.base, steps, req.versions, req.sla.batch_size)
     cells = plan_cells(req, steps)
     inputs_paths = {}
@@ -450,7 +453,7 @@ def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[
         "load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
         "prices": {"price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
                    "source": req.prices.source},
-        "breakdown": result.breakdown, "accuracy": table,
+        "breakdown": result.breakdown, "breakdown_batch1": result.breakdown_batch1, "accuracy": table,
         "cells": [{k: v for k, v in c.items()} for c in result.cells],
         "wall_s": result.wall_s,
     }

@@ -165,6 +165,7 @@ class RunPayload:
     metrics: dict[str, float]
     files: dict[str, bytes]  # artifact name -> content
     mean_latency_ms: float
+    most_expensive_step: str = ""
 
 
 @dataclass
@@ -209,7 +210,10 @@ def _payload(config: Configuration, distribution: str, outcomes: list[DocumentOu
                                 title=f"level 2 — {config.label} @ {distribution}")
             files["confusion_l2.png"] = png.read_bytes()
     mean = sum(o.end_to_end_ms for o in outcomes) / len(outcomes)
-    return RunPayload(config.id, distribution, {k: float(v) for k, v in metrics.items() if v is not None}, files, mean)
+    means = {s: metrics[f"step.{s}.latency_ms.mean"] for s in STEPS if f"step.{s}.latency_ms.mean" in metrics}
+    top = max(means, key=means.get) if means else ""
+    return RunPayload(config.id, distribution, {k: float(v) for k, v in metrics.items() if v is not None}, files, mean,
+                      top)
 
 
 def _evaluate(task: Task) -> ChunkResult:
@@ -323,10 +327,12 @@ def _log_payload(req: SweepRequest, payload: RunPayload, catalog: Catalog, env: 
     tags = {"cardflow.kind": "config-run", "cardflow.config_id": config.id, "cardflow.config_hash": config.short_hash,
             "cardflow.distribution": payload.distribution, "cardflow.corpus_sha": req.corpus.manifest_hash,
             "cardflow.batch_size": str(req.batch_size), "cardflow.code": code, "cardflow.sweep_key": key,
-            "cardflow.config_label": config.label}
+            "cardflow.config_label": config.label, "cardflow.most_expensive_step": payload.most_expensive_step}
     name = f"{config.label} @ {payload.distribution}"
     params = _run_params(req, config, payload.distribution, catalog, env)
     active = mlflow.active_run()
+    if not req.nested:  # run_config: one run, with its per-step breakdown drawn
+        payload.files["step_breakdown.png"] = _breakdown_png(payload, config)
     if active is not None and not req.nested:  # run_config under `mlflow run`: the entry point's own run
         mlflow.set_tags({**tags, "mlflow.runName": name})
         log_params(params)
@@ -352,6 +358,25 @@ def _log_payload(req: SweepRequest, payload: RunPayload, catalog: Catalog, env: 
         client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     return run.info.run_id
+
+
+def _breakdown_png(payload: RunPayload, config: Configuration) -> bytes:
+    from analysis.plots import step_breakdown_png
+
+    means = {s: payload.metrics[f"step.{s}.latency_ms.mean"] for s in STEPS
+             if f"step.{s}.latency_ms.mean" in payload.metrics}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = step_breakdown_png({f"{config.label} @ {payload.distribution}": means}, Path(tmp) / "b.png",
+                                  f"where the time goes — most expensive step: {payload.most_expensive_step}")
+        return path.read_bytes()
+
+
+def breakdown_text(metrics: dict[str, float]) -> str:
+    """One line per step: mean latency per document and its share, the most expensive first."""
+    means = {s: metrics[f"step.{s}.latency_ms.mean"] for s in STEPS if f"step.{s}.latency_ms.mean" in metrics}
+    total = sum(means.values()) or 1.0
+    return "\n".join(f"  {s:<10} {v:8.1f} ms/doc  {v / total * 100:5.1f}%" + ("  ← most expensive" if k == 0 else "")
+                     for k, (s, v) in enumerate(sorted(means.items(), key=lambda kv: -kv[1])))
 
 
 def _log_files(log_folder, files: dict[str, bytes]) -> None:

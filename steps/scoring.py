@@ -170,8 +170,11 @@ def latency_metrics(outcomes: list, sla=None) -> dict[str, float]:
         out[f"latency_ms.{key}"] = value
     steps = sorted({s for o in outcomes for s in o.latency_ms})
     for step in steps:
-        for key, value in percentiles([o.latency_ms[step] for o in outcomes if step in o.latency_ms]).items():
+        values = [o.latency_ms[step] for o in outcomes if step in o.latency_ms]
+        for key, value in percentiles(values).items():
             out[f"step.{step}.latency_ms.{key}"] = value
+        if values:
+            out[f"step.{step}.latency_ms.mean"] = float(np.mean(values))
     batches: dict[str, tuple[float, float]] = {}
     for o in outcomes:  # the documents of one batch share its wall and CPU time: count each batch once
         batches.setdefault(o.batch_id, (o.end_to_end_ms, o.cpu_ms))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -102,6 +103,8 @@ def test_sweep_runs_every_configuration_then_resumes(sweep_env) -> None:
         assert 0.0 <= run.data.metrics["accuracy"] <= 1.0 and run.data.metrics["documents"] == 3
         assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
             "predictions.jsonl", "step_latency.csv", "confusion_l2.png"}
+        means = {s: run.data.metrics[f"step.{s}.latency_ms.mean"] for s in ("preprocess", "ocr", "classify", "extract")}
+        assert run.data.tags["cardflow.most_expensive_step"] == max(means, key=means.get)
     report = (reports / "t1" / "report.md").read_text()
     for run in nested:
         assert run.data.tags["cardflow.config_label"] in report
@@ -112,6 +115,8 @@ def test_sweep_runs_every_configuration_then_resumes(sweep_env) -> None:
         possible *= len(catalog.ids(step))
     assert f"**{possible}** configurations are possible" in report and "= **8** runs" in report
     assert (reports / "t1" / "report.html").is_file() and (reports / "t1" / "accuracy_vs_latency.png").is_file()
+    assert "## Where the time goes" in report and "The most expensive step is **ocr**" in report
+    assert (reports / "t1" / "step_breakdown.png").is_file()
     assert {a.path for a in client.list_artifacts(parents[0].info.run_id)} >= {"sweep.json", "report"}
 
     again = _cli(*_sweep_args(sweep_env["corpus"], reports, "t1"), env=env)
@@ -290,6 +295,9 @@ def test_run_config_logs_one_run(sweep_env, tmp_path: Path) -> None:
     runs = _runs(_client(env), "config-run")
     assert len(runs) == 1 and "mlflow.parentRunId" not in runs[0].data.tags
     assert runs[0].data.params["preprocess"] == "preprocess/channel:red"
+    assert "step_breakdown.png" in {a.path for a in _client(env).list_artifacts(runs[0].info.run_id)}
+    assert runs[0].data.tags["cardflow.most_expensive_step"] == "ocr"
+    assert re.search(r"^  ocr +[0-9.]+ ms/doc +[0-9.]+%  ← most expensive$", result.stdout, re.MULTILINE), result.stdout
     refused = _cli("run-config", "--corpus", str(sweep_env["corpus"]), "--ocr", "tesseract:lstm-fast,tesseract:legacy",
                    env=env)
     assert refused.returncode == 2 and "run-config takes one variant" in refused.stderr
