@@ -255,7 +255,8 @@ def write_profile_report(parent_run_id: str, out_dir: Path, data: ProfileData | 
         f"# Profile {m['name']}", "",
         f"Each step variant × CPU cores × batch size ran in a process of its own restricted to that many cores "
         f"(CPU affinity) with the libraries' thread counts set to match, after {m['warmup_batches']} warm-up "
-        f"batch(es), at least {m['min_batches']} timed batches per cell. Corpus `{m['corpus']}` ({m['documents']} documents: {', '.join(m['distributions'])}; manifest "
+        f"batch(es), at least {m['min_batches']} timed batches and "
+        f"{m.get('min_seconds', 0):g} s of timed work per cell (every input at least once). Corpus `{m['corpus']}` ({m['documents']} documents: {', '.join(m['distributions'])}; manifest "
         f"{m['corpus_manifest_sha256'][:12]}). This machine has {m['machine_cores']} cores. MLflow parent run "
         f"`{parent_run_id}`; one nested run per cell. The profile took {m['wall_s']:.0f} s.", "",
         "## Where the time goes", "",

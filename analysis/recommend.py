@@ -67,7 +67,7 @@ class Plan:
 @dataclass
 class Recommendation:
     best: Plan | None
-    runners_up: list[Plan] = field(default_factory=list)
+    runners_up: list[Plan] = field(default_factory=list)  # the best plan of each next-best configuration
     frontier: list[Plan] = field(default_factory=list)  # cheapest plan per accuracy level, Pareto-optimal
     feasible: int = 0
     considered: int = 0
@@ -128,7 +128,12 @@ def recommend(options: Sequence[Option], accuracy: Mapping[str, float], *, end_t
                                max_replicas)
         return rec
     plans.sort(key=lambda p: (-p.accuracy, p.cost_per_hour, p.latency_ms))
-    rec.best, rec.runners_up = plans[0], plans[1:keep]
+    rec.best = plans[0]
+    seen = {plans[0].config_id}
+    for plan in plans[1:]:  # the runner-ups: the best plan of each other configuration
+        if plan.config_id not in seen and len(rec.runners_up) < keep - 1:
+            seen.add(plan.config_id)
+            rec.runners_up.append(plan)
     frontier: list[Plan] = []
     for plan in sorted(plans, key=lambda p: (p.cost_per_hour, -p.accuracy, p.latency_ms)):
         if not frontier or plan.accuracy > frontier[-1].accuracy:
@@ -189,8 +194,11 @@ def explain(rec: Recommendation, *, end_to_end_ms: float, price_per_core_hour: f
         c = cheaper[-1]
         lines.append(f"The cheapest plan that gives up some accuracy, {c.config_id}, costs "
                      f"{c.cost_per_hour:.4f} {currency}/hour for {c.accuracy * 100:.1f}%.")
-    elif rec.runners_up:
-        r = rec.runners_up[0]
-        lines.append(f"The runner-up ({r.config_id}, {r.accuracy * 100:.1f}%) costs {r.cost_per_hour:.4f} "
-                     f"{currency}/hour; no cheaper plan reaches any accuracy, so the choice is not a trade-off.")
+    else:
+        lines.append("No feasible plan is cheaper: here the most accurate plan is also the cheapest, so the choice "
+                     "is not a trade-off.")
+    other = rec.runners_up[0] if rec.runners_up else None
+    if other is not None:
+        lines.append(f"The best other configuration, {other.config_id}, reaches {other.accuracy * 100:.1f}% for "
+                     f"{other.cost_per_hour:.4f} {currency}/hour.")
     return "\n".join(lines)

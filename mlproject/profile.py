@@ -107,6 +107,7 @@ class ProfileRequest:
     prices: Prices
     name: str
     report_root: Path = Path("reports")
+    min_seconds: float = 2.0  # of timed work per cell at least
 
 
 def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None, steps=None, versions=None,
@@ -187,7 +188,8 @@ def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None,
     profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
                           float(defaults.get("max_utilisation", 0.8)), int(defaults.get("max_replicas", 32)),
-                          warm, min_b, prices or load_prices(), profile_name, report_root)
+                          warm, min_b, prices or load_prices(), profile_name, report_root,
+                          float(defaults.get("min_seconds", 2.0)))
 
 
 # --- the breakdown and the inputs of each step ---------------------------------------------------
@@ -260,6 +262,7 @@ def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path) 
     """One cell in its own process; returns the worker's measurements."""
     spec = {"variant": cell.variant, "threads": cell.cores, "cpus": cell.cpus, "batch_size": cell.batch_size,
             "inputs": str(inputs_path), "warmup": req.warmup, "min_batches": req.min_batches,
+            "min_seconds": req.min_seconds,
             "out": str(workdir / "result.json")}
     cell_file = workdir / "cell.json"
     cell_file.write_text(json.dumps(spec))
@@ -449,7 +452,7 @@ def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[
         "versions": {s: list(req.versions[s]) for s in result.steps},
         "cores": list(req.cores), "batch_sizes": list(req.batch_sizes), "machine_cores": len(os.sched_getaffinity(0)),
         "sla": {"batch_size": req.sla.batch_size, "end_to_end_ms": req.sla.end_to_end_ms, "steps_ms": req.sla.steps_ms},
-        "warmup_batches": req.warmup, "min_batches": req.min_batches,
+        "warmup_batches": req.warmup, "min_batches": req.min_batches, "min_seconds": req.min_seconds,
         "load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
         "prices": {"price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
                    "source": req.prices.source},

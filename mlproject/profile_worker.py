@@ -51,11 +51,15 @@ def run_cell(cell: dict) -> dict:
     variant.load()
     load_s = time.perf_counter() - started
     size = cell["batch_size"]
-    needed = max(cell["min_batches"], -(-len(inputs) // size)) + cell["warmup"]
-    stream = [inputs[k % len(inputs)] for k in range(needed * size)]  # full batches, cycling the corpus
-    batches = [stream[k * size : (k + 1) * size] for k in range(needed)]
-    for batch in batches[: cell["warmup"]]:
-        variant.run(batch)
+
+    def batch_at(k: int) -> list:  # full batches, cycling through the inputs
+        return [inputs[(k * size + j) % len(inputs)] for j in range(size)]
+
+    for k in range(cell["warmup"]):
+        variant.run(batch_at(k))
+    # At least every input once, at least min_batches batches and at least min_seconds of timed work
+    # (cheap steps need many batches for a stable p95).
+    at_least = max(cell["min_batches"], -(-len(inputs) // size))
     proc = psutil.Process()
     samples: dict = {}
     stop = threading.Event()
@@ -64,7 +68,10 @@ def run_cell(cell: dict) -> dict:
     cpu0 = proc.cpu_times()
     wall0 = time.perf_counter()
     batch_ms, failures, seen = [], 0, set()
-    for batch in batches[cell["warmup"] :]:
+    k = cell["warmup"]
+    while len(batch_ms) < at_least or time.perf_counter() - wall0 < cell.get("min_seconds", 0.0):
+        batch = batch_at(k)
+        k += 1
         t = time.perf_counter()
         outputs = variant.run(batch)
         batch_ms.append((time.perf_counter() - t) * 1000.0)

@@ -202,3 +202,29 @@ def test_bad_profile_parameters_are_refused(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_mlflow_run_profile_entry_point(small_corpus: Path, trained_store: ModelStore, tmp_path: Path) -> None:
+    """`mlflow run . -e profile -P …`: the entry point's run is the profile's parent, cells nested under it."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CARDFLOW_MODELS": str(trained_store.root),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", ".", "-e", "profile", "--env-manager", "local",
+         "-P", f"corpus={small_corpus}", "-P", "distributions=clean", "-P", "step=preprocess",
+         "-P", "versions=channel:gray", "-P", "cores=1", "-P", "batch_sizes=1,2", "-P", "name=ep"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = MlflowClient().search_runs(experiment_ids=["0"])
+    parents = [r for r in runs if r.data.tags.get("cardflow.kind") == "profile"]
+    cells = [r for r in runs if r.data.tags.get("cardflow.kind") == "profile-cell"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(cells) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in cells} == {parents[0].info.run_id}
+    assert {r.data.params["batch_size"] for r in cells} == {"1", "2"}
+    assert "profile.json" in {a.path for a in MlflowClient().list_artifacts(parents[0].info.run_id)}
