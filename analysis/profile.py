@@ -201,7 +201,7 @@ def utilisation_png(cells: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def frontier_png(rec: Recommendation, path: Path, currency: str) -> Path:
+def frontier_png(rec: Recommendation, path: Path, currency: str, steps: tuple[str, ...] = ("ocr",)) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     if rec.frontier:
         xs = [p.cost_per_1k_docs for p in rec.frontier]
@@ -209,7 +209,8 @@ def frontier_png(rec: Recommendation, path: Path, currency: str) -> Path:
         ax.step(xs, ys, where="post", color="#444")
         ax.scatter(xs, ys, color="#fb8500", zorder=3)
         for p in rec.frontier:
-            ax.annotate(p.config_id.split("|")[1].split("/")[1], (p.cost_per_1k_docs, p.accuracy * 100),
+            label = ", ".join(p.steps[s].option.variant.split("/")[1] for s in steps if s in p.steps)
+            ax.annotate(label, (p.cost_per_1k_docs, p.accuracy * 100),
                         fontsize=7, xytext=(4, -10), textcoords="offset points")
         if rec.best:
             ax.scatter([rec.best.cost_per_1k_docs], [rec.best.accuracy * 100], s=140, facecolors="none",
@@ -243,7 +244,7 @@ def write_profile_report(parent_run_id: str, out_dir: Path, data: ProfileData | 
     batch_curves_png(cells, out_dir / "batch_curves.png")
     utilisation_png(cells, out_dir / "utilisation.png")
     rec = recommendation(data)
-    frontier_png(rec, out_dir / "frontier.png", currency)
+    frontier_png(rec, out_dir / "frontier.png", currency, tuple(m["steps"]))
     table = profile_table(data)
     table.to_csv(out_dir / "profile.csv", index=False)
     bd = pd.DataFrame(m["breakdown"])

@@ -124,8 +124,12 @@ def recommend(options: Sequence[Option], accuracy: Mapping[str, float], *, end_t
                               sum(e.cost_per_hour for e in combo), load))
     rec.feasible = len(plans)
     if not plans:
-        rec.reason = _tightest(steps, options, sized, blocked, best_latency, end_to_end_ms, step_budgets_ms, load,
-                               max_replicas)
+        if all(sized[s] for s in steps) and rec.considered == 0:
+            rec.reason = ("no feasible configuration; no combination of the options within every step budget has a "
+                          "measured accuracy (profile the default variant of each step too)")
+        else:
+            rec.reason = _tightest(steps, options, sized, blocked, best_latency, end_to_end_ms, step_budgets_ms, load,
+                                   max_replicas, max_utilisation)
         return rec
     plans.sort(key=lambda p: (-p.accuracy, p.cost_per_hour, p.latency_ms))
     rec.best = plans[0]
@@ -142,7 +146,8 @@ def recommend(options: Sequence[Option], accuracy: Mapping[str, float], *, end_t
     return rec
 
 
-def _tightest(steps, options, sized, blocked, best_latency, end_to_end_ms, budgets, load, max_replicas) -> str:
+def _tightest(steps, options, sized, blocked, best_latency, end_to_end_ms, budgets, load, max_replicas,
+              max_utilisation) -> str:
     """The constraint furthest out of reach, with the closest the profile comes to it."""
     problems: list[tuple[float, str]] = []
     for step in steps:
@@ -150,7 +155,7 @@ def _tightest(steps, options, sized, blocked, best_latency, end_to_end_ms, budge
             continue
         if step not in best_latency:  # every option needs more replicas than allowed
             fastest = max((o for o in options if o.step == step), key=lambda o: o.throughput)
-            need = load / fastest.throughput
+            need = load / (fastest.throughput * max_utilisation) if fastest.throughput > 0 else math.inf
             problems.append((need / max_replicas, f"load: step {step} cannot carry {load:g} documents/s with at most "
                              f"{max_replicas} replicas (best throughput {fastest.throughput:.2f} documents/s per "
                              f"replica, {fastest.variant}, {fastest.cores} cores, batch {fastest.batch_size})"))
@@ -191,9 +196,11 @@ def explain(rec: Recommendation, *, end_to_end_ms: float, price_per_core_hour: f
               f"i.e. {best.cost_per_1k_docs:.4f} {currency} per 1,000 documents at that load."]
     cheaper = [p for p in rec.frontier if p.cost_per_hour < best.cost_per_hour]
     if cheaper:
-        c = cheaper[-1]
-        lines.append(f"The cheapest plan that gives up some accuracy, {c.config_id}, costs "
-                     f"{c.cost_per_hour:.4f} {currency}/hour for {c.accuracy * 100:.1f}%.")
+        c, cheapest = cheaper[-1], cheaper[0]
+        lines.append(f"Cheaper plans give up accuracy: {c.config_id} costs {c.cost_per_hour:.4f} {currency}/hour for "
+                     f"{c.accuracy * 100:.1f}%; the cheapest feasible plan, {cheapest.config_id}, "
+                     f"{cheapest.cost_per_hour:.4f} {currency}/hour for {cheapest.accuracy * 100:.1f}% "
+                     "(the frontier below).")
     else:
         lines.append("No feasible plan is cheaper: here the most accurate plan is also the cheapest, so the choice "
                      "is not a trade-off.")

@@ -119,7 +119,10 @@ def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None,
     spec = spec or load_spec(catalog)
     defaults = spec.raw.get("profile") or {}
     try:
-        step_names = _split(steps) or _split(defaults.get("steps", "auto"))
+        step_names = tuple(dict.fromkeys(_split(steps) or _split(defaults.get("steps", "auto"))))
+        if "auto" in step_names and len(step_names) > 1:
+            raise ProfileError(f"parameter step: 'auto' (the two most expensive steps) cannot be combined with step "
+                               f"names, got {','.join(step_names)!r}")
         chosen = None if step_names in ((), ("auto",)) else step_names
         for step in chosen or ():
             if step not in STEPS:
@@ -184,7 +187,8 @@ def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None,
         except StepError as exc:
             raise ProfileError(f"parameter versions: {exc}") from exc
     sla = Sla(batch_size=spec.sla.batch_size, end_to_end_ms=budget, steps_ms=dict(spec.sla.steps_ms))
-    key = json.dumps([chosen, per_step, core_list, batch_list, loaded.manifest_hash], sort_keys=True)
+    key = json.dumps([chosen, per_step, core_list, batch_list, loaded.manifest_hash, sorted(loaded.distributions),
+                      len(loaded), target, budget], sort_keys=True)
     profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
                           float(defaults.get("max_utilisation", 0.8)), int(defaults.get("max_replicas", 32)),
@@ -303,7 +307,10 @@ def cell_metrics(cell: Cell, measured: dict[str, Any], accuracy: float, price: f
 def accuracy_table(catalog: Catalog, docs: list[DocumentRef], base: Configuration, steps: tuple[str, ...],
                    versions: dict[str, tuple[str, ...]], batch_size: int) -> dict[str, dict[str, float]]:
     """Metrics of every configuration the profiled versions form (other steps at their default)."""
-    grid = {s: (versions[s] if s in steps else (getattr(base, s),)) for s in STEPS}
+    # Each profiled step's default is in its list too: a version's accuracy is read with every other step
+    # at its default.
+    grid = {s: (tuple(dict.fromkeys((*versions[s], getattr(base, s)))) if s in steps else (getattr(base, s),))
+            for s in STEPS}
     configs = [Configuration(*ids) for ids in itertools.product(*(grid[s] for s in STEPS))]
     batches = [docs[k : k + batch_size] for k in range(0, len(docs), batch_size)]
     result = evaluate_batches(catalog, batches, configs)
@@ -383,6 +390,9 @@ def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, 
     cells = plan_cells(req, steps)
     inputs_paths = {}
     for step in steps:
+        if not staged.inputs[step]:
+            raise ProfileError(f"cannot profile {step}: every document failed before it with the default "
+                               f"configuration ({req.base.id}); check the corpus")
         inputs_paths[step] = tmp / f"{step}.pkl"
         inputs_paths[step].write_bytes(pickle.dumps(staged.inputs[step]))
     bar = tqdm(total=len(cells), desc=req.name, unit="cell", disable=not progress,

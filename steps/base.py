@@ -89,21 +89,31 @@ class Variant(ABC, Generic[In, Out]):
 
     def load(self) -> None:
         """Load model files (idempotent); spread variants also start their threads, each with its state."""
-        if not self._loaded:
-            self._load()
-            self._loaded = True
-            if self.spread and self.threads > 1 and self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+        if self._loaded:
+            return
+        self._load()
+        if self.spread and self.threads > 1 and self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.id)
-                barrier = threading.Barrier(self.threads)
+            pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.id)
+            barrier = threading.Barrier(self.threads)
 
-                def setup() -> None:
+            def setup() -> None:
+                try:
                     self._thread_setup()
-                    barrier.wait(timeout=600)  # one set-up per pool thread
+                except BaseException:
+                    barrier.abort()  # the other threads stop waiting
+                    raise
+                barrier.wait(timeout=600)  # one set-up per pool thread
 
-                for future in [self._pool.submit(setup) for _ in range(self.threads)]:
+            try:
+                for future in [pool.submit(setup) for _ in range(self.threads)]:
                     future.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            self._pool = pool
+        self._loaded = True
 
     def _thread_setup(self) -> None:  # noqa: B027 — spread variants with per-thread state override it
         """Make this thread's own model state (called once in each thread a batch is spread over)."""
@@ -118,6 +128,7 @@ class Variant(ABC, Generic[In, Out]):
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self.spread and n != self.threads:
             self._loaded = False  # the next load starts threads for the new count
         self.threads = n
 

@@ -228,3 +228,23 @@ def test_mlflow_run_profile_entry_point(small_corpus: Path, trained_store: Model
     assert {r.data.tags["mlflow.parentRunId"] for r in cells} == {parents[0].info.run_id}
     assert {r.data.params["batch_size"] for r in cells} == {"1", "2"}
     assert "profile.json" in {a.path for a in MlflowClient().list_artifacts(parents[0].info.run_id)}
+
+
+def test_accuracy_table_reads_each_version_with_the_other_steps_at_their_default(small_corpus: Path,
+                                                                                   trained_store: ModelStore) -> None:
+    """Two profiled steps whose lists leave out their defaults: each version's accuracy is still measured
+    with every other step at its default (the defaults join the grid)."""
+    from corpus.loaders import load
+    from mlproject.profile import accuracy_table, version_accuracy
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+
+    catalog = default_catalog(trained_store)
+    base = load_spec(catalog).default
+    docs = [d for d in load(small_corpus) if d.distribution == "clean"][:3]
+    versions = {"classify": ("classify/keywords:l2",), "extract": ("extract/label-rules:v1",)}
+    table = accuracy_table(catalog, docs, base, ("classify", "extract"), versions, 4)
+    assert len(table) == 4  # (keywords, default classify) × (label-rules, default extract)
+    for step, variant in (("classify", "classify/keywords:l2"), ("extract", "extract/label-rules:v1")):
+        assert 0.0 < version_accuracy(table, base, step, variant) <= 1.0
+    assert version_accuracy(table, base, "extract", base.extract) == table[base.id]["accuracy"]
