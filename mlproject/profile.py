@@ -46,7 +46,7 @@ from corpus.errors import CardflowError
 from corpus.loaders import load as load_corpus
 from corpus.records import Corpus, DocumentRef
 from mlproject.sweep import SweepError, _positive, _split, corpus_for
-from mlproject.tracking import environment_params, log_params, tracking_uri
+from mlproject.tracking import environment_params, experiment_context, log_finished_run, log_params
 from steps.base import STEPS, StepError
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.pipeline import _decode
@@ -343,14 +343,9 @@ class ProfileResult:
 
 def run_profile(req: ProfileRequest, *, progress: bool = True, write_report: bool = True) -> ProfileResult:
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     catalog = default_catalog()
-    mlflow.set_tracking_uri(tracking_uri())
-    client = MlflowClient()
-    parent_id = os.environ.get("MLFLOW_RUN_ID")
-    experiment_id = (client.get_run(parent_id).info.experiment_id if parent_id
-                     else mlflow.set_experiment(EXPERIMENT).experiment_id)
+    client, parent_id, experiment_id = experiment_context(EXPERIMENT)
     docs = list(req.corpus)
     env = environment_params()
     started = time.perf_counter()
@@ -431,8 +426,6 @@ def _profile_params(req: ProfileRequest, steps: tuple[str, ...], env: dict) -> d
 
 def _log_cell(client, experiment_id: str, parent_id: str, req: ProfileRequest, cell: Cell, measured: dict,
               metrics: dict[str, float], env: dict) -> str:
-    from mlflow.entities import Metric, Param
-
     variant = default_catalog().get(cell.variant)
     name = f"{cell.variant} · {cell.cores} core{'s' if cell.cores > 1 else ''} · batch {cell.batch_size}"
     tags = {"cardflow.kind": "profile-cell", "mlflow.parentRunId": parent_id, "cardflow.step": cell.step,
@@ -442,16 +435,7 @@ def _log_cell(client, experiment_id: str, parent_id: str, req: ProfileRequest, c
               "cpus": ",".join(map(str, measured["affinity"])), "batching": measured["batching"],
               "oversubscribed": cell.oversubscribed, "corpus_manifest_sha256": req.corpus.manifest_hash,
               "warmup_batches": req.warmup, "price_per_core_hour": req.prices.price_per_core_hour, **env}
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    try:
-        stamp = int(time.time() * 1000)
-        client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
-                         params=[Param(k, str(v)) for k, v in params.items()])
-        client.set_terminated(run.info.run_id, "FINISHED")
-    except BaseException as exc:
-        client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    return run.info.run_id
+    return log_finished_run(client, experiment_id, name, tags, params, metrics)
 
 
 def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[str, float]]) -> dict[str, Any]:

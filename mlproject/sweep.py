@@ -33,7 +33,13 @@ from corpus.errors import CardflowError, CorpusError
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from corpus.records import Corpus, DocumentRef
-from mlproject.tracking import environment_params, log_params, tracking_uri
+from mlproject.tracking import (
+    environment_params,
+    experiment_context,
+    log_finished_run,
+    log_params,
+    tracking_uri,
+)
 from steps.base import STEPS, StepError
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.pipeline import DocumentOutcome
@@ -339,25 +345,13 @@ def _log_payload(req: SweepRequest, payload: RunPayload, catalog: Catalog, env: 
         mlflow.log_metrics(payload.metrics)
         _log_files(mlflow.log_artifacts, payload.files)
         return active.info.run_id
-    # One transaction for params, metrics and tags: hundreds of runs are logged per sweep.
-    from mlflow.entities import Metric, Param
+    # As few calls as possible per run: hundreds of runs are logged per sweep.
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
     if active is not None:
         tags["mlflow.parentRunId"] = active.info.run_id
     experiment_id = active.info.experiment_id if active else mlflow.set_experiment(EXPERIMENT).experiment_id
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    try:
-        stamp = int(time.time() * 1000)
-        client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in payload.metrics.items()],
-                         params=[Param(k, str(v)) for k, v in params.items()])
-        _log_files(lambda folder: client.log_artifacts(run.info.run_id, folder), payload.files)
-        client.set_terminated(run.info.run_id, "FINISHED")
-    except BaseException as exc:
-        client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    return run.info.run_id
+    return log_finished_run(MlflowClient(), experiment_id, name, tags, params, payload.metrics, payload.files)
 
 
 def _breakdown_png(payload: RunPayload, config: Configuration) -> bytes:
@@ -403,14 +397,9 @@ class SweepResult:
 def run_sweep(req: SweepRequest, *, progress: bool = True, write_report: bool = True) -> SweepResult:
     """Run the sweep (resuming: finished configuration runs are skipped). Ctrl-C ends open runs as KILLED."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     catalog = default_catalog()
-    mlflow.set_tracking_uri(tracking_uri())
-    client = MlflowClient()
-    parent_id = os.environ.get("MLFLOW_RUN_ID")
-    experiment_id = (client.get_run(parent_id).info.experiment_id if parent_id
-                     else mlflow.set_experiment(EXPERIMENT).experiment_id)
+    client, parent_id, experiment_id = experiment_context(EXPERIMENT)
     configs = req.configurations
     codes = {c.id: code_version(catalog, c) for c in configs}
     key = hashlib.sha256(json.dumps([req.name, sorted(codes.items()), req.distributions, req.corpus.manifest_hash,

@@ -87,3 +87,42 @@ def log_params(params: dict[str, Any]) -> None:
         elif existing[key] != text:
             fresh[f"effective.{key}"] = text
     mlflow.log_params(fresh)
+
+
+def experiment_context(experiment: str) -> tuple[Any, str | None, str]:
+    """(client, the run `mlflow run` started for this entry point or None, the experiment to log in)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri())
+    client = MlflowClient()
+    parent_id = os.environ.get("MLFLOW_RUN_ID")
+    experiment_id = (client.get_run(parent_id).info.experiment_id if parent_id
+                     else mlflow.set_experiment(experiment).experiment_id)
+    return client, parent_id, experiment_id
+
+
+def log_finished_run(client, experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any],
+                     metrics: dict[str, float], artifacts: dict[str, bytes] | None = None) -> str:
+    """One whole run in as few calls as MLflow allows (create with tags, one batch of params and metrics,
+    the artifacts, terminate); a failure or Ctrl-C half way ends it FAILED or KILLED, never RUNNING."""
+    import tempfile
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    try:
+        stamp = int(time.time() * 1000)
+        client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+                         params=[Param(k, str(v)) for k, v in params.items()])
+        if artifacts:
+            with tempfile.TemporaryDirectory() as tmp:
+                for filename, content in artifacts.items():
+                    (Path(tmp) / filename).write_bytes(content)
+                client.log_artifacts(run.info.run_id, tmp)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    except BaseException as exc:
+        client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    return run.info.run_id

@@ -9,6 +9,27 @@ import pytest
 from corpus.generate import GenerateSpec, generate
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_notebook(name: str, env: dict[str, str]) -> tuple[str, int]:
+    """Execute analysis/<name> as a user would (kernel in the project folder, these environment variables
+    set); returns its printed text and how many pictures it showed."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "analysis" / name, as_version=4)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    return text, sum("image/png" in o.get("data", {}) for o in outputs)
 SHARED = ROOT.parent / "shared"
 REAL_DEV = SHARED / "data" / "real-dev"
 ALL_DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast", "mixed")

@@ -15,7 +15,7 @@ import pytest
 from analysis.recommend import Option, recommend, size
 from mlproject.profile import cost_per_1k_docs
 from steps.modelstore import ModelStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_notebook
 
 PRICE = 0.05
 
@@ -171,21 +171,10 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
     assert "Most expensive: **ocr**" in text and "| preprocess | otsu:gray" in text
     assert "## Recommendation" in text
 
-    import nbformat
-    from nbclient import NotebookClient
-
-    notebook = nbformat.read(ROOT / "analysis" / "milestone2.ipynb", as_version=4)
-    saved = dict(os.environ)
-    os.environ.update({"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"], "CARDFLOW_MODELS": env["CARDFLOW_MODELS"]})
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    text, pictures = run_notebook("milestone2.ipynb", {"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"],
+                                                       "CARDFLOW_MODELS": env["CARDFLOW_MODELS"]})
     assert "8 cells" in text and "most expensive step: ocr" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 6
+    assert pictures == 6
 
     again = subprocess.run([sys.executable, "-m", "mlproject.cli", "recommend", "--profile", parent[0].info.run_id,
                             "--budget", "ocr=10"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

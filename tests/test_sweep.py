@@ -24,7 +24,7 @@ from corpus.loaders import load
 from steps.catalog import Configuration, default_catalog
 from steps.modelstore import ModelStore
 from steps.prefix import evaluate_batch
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_notebook
 
 GRID = {"preprocess": "channel:gray,channel:red", "ocr": "tesseract:lstm-fast",
         "classify": "tfidf-logreg:l2,keywords:l2", "extract": "mrz-first:v1"}
@@ -305,21 +305,9 @@ def test_run_config_logs_one_run(sweep_env, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_notebook_regenerates_tables_and_plots(sweep_env, tmp_path: Path) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
     env = {**sweep_env["env"], "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'nb.db'}"}
     result = _cli(*_sweep_args(sweep_env["corpus"], tmp_path / "r", "nb"), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    notebook = nbformat.read(ROOT / "analysis" / "milestone1.ipynb", as_version=4)
-    saved = dict(os.environ)
-    os.environ.update({"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"]})
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    text, pictures = run_notebook("milestone1.ipynb", {"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"]})
     assert "8 runs" in text and "channel:red | tesseract:lstm-fast" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+    assert pictures == 2
