@@ -197,10 +197,12 @@ def explain(rec: Recommendation, *, end_to_end_ms: float, price_per_core_hour: f
     cheaper = [p for p in rec.frontier if p.cost_per_hour < best.cost_per_hour]
     if cheaper:
         c, cheapest = cheaper[-1], cheaper[0]
-        lines.append(f"Cheaper plans give up accuracy: {c.config_id} costs {c.cost_per_hour:.4f} {currency}/hour for "
-                     f"{c.accuracy * 100:.1f}%; the cheapest feasible plan, {cheapest.config_id}, "
-                     f"{cheapest.cost_per_hour:.4f} {currency}/hour for {cheapest.accuracy * 100:.1f}% "
-                     "(the frontier below).")
+        line = (f"Cheaper plans give up accuracy: {c.config_id} costs {c.cost_per_hour:.4f} {currency}/hour for "
+                f"{c.accuracy * 100:.1f}%")
+        if cheapest is not c:
+            line += (f"; the cheapest feasible plan, {cheapest.config_id}, {cheapest.cost_per_hour:.4f} {currency}/hour "
+                     f"for {cheapest.accuracy * 100:.1f}%")
+        lines.append(line + " (the accuracy/cost frontier).")
     else:
         lines.append("No feasible plan is cheaper: here the most accurate plan is also the cheapest, so the choice "
                      "is not a trade-off.")
