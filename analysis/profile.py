@@ -203,6 +203,9 @@ def utilisation_png(cells: pd.DataFrame, path: Path) -> Path:
 
 def frontier_png(rec: Recommendation, path: Path, currency: str, steps: tuple[str, ...] = ("ocr",)) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
+    if rec.per_config:
+        ax.scatter([p.cost_per_1k_docs for p in rec.per_config], [p.accuracy * 100 for p in rec.per_config],
+                   color="#bbb", s=14, label="best plan of each feasible configuration")
     if rec.frontier:
         xs = [p.cost_per_1k_docs for p in rec.frontier]
         ys = [p.accuracy * 100 for p in rec.frontier]
@@ -216,6 +219,7 @@ def frontier_png(rec: Recommendation, path: Path, currency: str, steps: tuple[st
             ax.scatter([rec.best.cost_per_1k_docs], [rec.best.accuracy * 100], s=140, facecolors="none",
                        edgecolors="red", label="recommended")
             ax.legend(fontsize=8)
+    ax.margins(x=0.3, y=0.1)
     ax.set_xlabel(f"cost per 1,000 documents at the target load ({currency})")
     ax.set_ylabel("pipeline accuracy (%)")
     ax.set_title("accuracy / cost frontier of feasible plans", fontsize=9)

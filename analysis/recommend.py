@@ -69,6 +69,7 @@ class Recommendation:
     best: Plan | None
     runners_up: list[Plan] = field(default_factory=list)  # the best plan of each next-best configuration
     frontier: list[Plan] = field(default_factory=list)  # cheapest plan per accuracy level, Pareto-optimal
+    per_config: list[Plan] = field(default_factory=list)  # the best plan of every feasible configuration
     feasible: int = 0
     considered: int = 0
     reason: str = ""  # why nothing is feasible: the tightest constraint, with figures
@@ -133,11 +134,12 @@ def recommend(options: Sequence[Option], accuracy: Mapping[str, float], *, end_t
         return rec
     plans.sort(key=lambda p: (-p.accuracy, p.cost_per_hour, p.latency_ms))
     rec.best = plans[0]
-    seen = {plans[0].config_id}
-    for plan in plans[1:]:  # the runner-ups: the best plan of each other configuration
-        if plan.config_id not in seen and len(rec.runners_up) < keep - 1:
+    seen: set[str] = set()
+    for plan in plans:
+        if plan.config_id not in seen:
             seen.add(plan.config_id)
-            rec.runners_up.append(plan)
+            rec.per_config.append(plan)
+    rec.runners_up = rec.per_config[1:keep]  # the best plan of each next-best configuration
     frontier: list[Plan] = []
     for plan in sorted(plans, key=lambda p: (p.cost_per_hour, -p.accuracy, p.latency_ms)):
         if not frontier or plan.accuracy > frontier[-1].accuracy:
