@@ -43,9 +43,8 @@ import yaml
 from tqdm import tqdm
 
 from corpus.errors import CardflowError
-from corpus.loaders import load as load_corpus
 from corpus.records import Corpus, DocumentRef
-from mlproject.sweep import SweepError, _positive, _split, corpus_for
+from mlproject.sweep import SweepError, _positive, _split, resolve_corpus
 from mlproject.tracking import environment_params, experiment_context, log_finished_run, log_params
 from steps.base import STEPS, StepError
 from steps.catalog import Catalog, Configuration, default_catalog
@@ -164,23 +163,11 @@ def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None,
             seed_n = int(float(seed_raw))
         except (TypeError, ValueError) as exc:
             raise ProfileError(f"parameter seed: expected a number, got {seed_raw!r}") from exc
+        loaded, dists = resolve_corpus(corpus, _split(distributions), defaults.get("distributions", ["clean"]),
+                                       n_docs, seed_n, workers=2)
     except SweepError as exc:
         raise ProfileError(str(exc)) from exc
-    dists = _split(distributions)
-    if corpus not in (None, ""):
-        path = Path(corpus)
-        if not path.exists():
-            raise ProfileError(f"parameter corpus: {path} does not exist")
-        loaded = load_corpus(path)
-        missing = [d for d in dists if d not in loaded.distributions]
-        if missing:
-            raise ProfileError(f"parameter distributions: corpus {path} has no {', '.join(missing)}; "
-                               f"it has: {', '.join(loaded.distributions)}")
-    else:
-        dists = dists or tuple(defaults.get("distributions", ["clean"]))
-        loaded = load_corpus(corpus_for(dists, n_docs, seed_n, workers=2))
-    if dists:
-        loaded = dataclasses.replace(loaded, documents=tuple(d for d in loaded if d.distribution in dists))
+    loaded = dataclasses.replace(loaded, documents=tuple(d for d in loaded if d.distribution in dists))
     for vid in {v for ids in per_step.values() for v in ids if v.startswith("classify/")} | {spec.default.classify}:
         try:
             catalog.get(vid).load()

@@ -103,6 +103,30 @@ def corpus_for(distributions: tuple[str, ...], n: int, seed: int, workers: int, 
     return out
 
 
+def resolve_corpus(corpus: str | Path | None, dists: tuple[str, ...], default_dists: Sequence[str], n: int, seed: int,
+                   workers: int) -> tuple[Corpus, tuple[str, ...]]:
+    """The corpus a run works on and its distributions: `corpus` loaded (all its distributions unless some
+    are named, each of which it must have), else one generated from the named or default distributions."""
+    if corpus not in (None, ""):
+        path = Path(corpus)
+        if not path.exists():
+            raise SweepError(f"parameter corpus: {path} does not exist")
+        loaded = load(path)
+        dists = dists or loaded.distributions
+        missing = [d for d in dists if d not in loaded.distributions]
+        if missing:
+            raise SweepError(f"parameter distributions: corpus {path} has no {', '.join(missing)}; "
+                             f"it has: {', '.join(loaded.distributions)}")
+        return loaded, tuple(dists)
+    dists = dists or tuple(default_dists)
+    for dist in dists:
+        try:
+            get_preset(dist)
+        except CorpusError as exc:
+            raise SweepError(f"parameter distributions: {exc}") from exc
+    return load(corpus_for(dists, n, seed, workers)), tuple(dists)
+
+
 def build_request(*, corpus: str | Path | None, distributions: str | Sequence[str] | None, n: Any = 30, seed: Any = 7,
                   batch_size: Any = None, workers: Any = 2, sla_ms: Any = None, preprocess=None, ocr=None,
                   classify=None, extract=None, name: str | None = None, reuse: bool = True,
@@ -123,25 +147,7 @@ def build_request(*, corpus: str | Path | None, distributions: str | Sequence[st
     n_docs, seed_n = _positive("n", n), int(float(seed))
     budget = spec.sla.end_to_end_ms if sla_ms in (None, "") else _positive("sla_ms", sla_ms, float)
     sla = Sla(batch_size=batch, end_to_end_ms=budget, steps_ms=dict(spec.sla.steps_ms))
-    dists = _split(distributions)
-    if corpus not in (None, ""):
-        path = Path(corpus)
-        if not path.exists():
-            raise SweepError(f"parameter corpus: {path} does not exist")
-        loaded = load(path)
-        dists = dists or loaded.distributions
-        missing = [d for d in dists if d not in loaded.distributions]
-        if missing:
-            raise SweepError(f"parameter distributions: corpus {path} has no {', '.join(missing)}; "
-                             f"it has: {', '.join(loaded.distributions)}")
-    else:
-        dists = dists or spec.distributions
-        for dist in dists:
-            try:
-                get_preset(dist)
-            except CorpusError as exc:
-                raise SweepError(f"parameter distributions: {exc}") from exc
-        loaded = load(corpus_for(dists, n_docs, seed_n, workers_n))
+    loaded, dists = resolve_corpus(corpus, _split(distributions), spec.distributions, n_docs, seed_n, workers_n)
     grid = Grid(**grid_ids)
     for vid in grid.classify:  # a missing trained model must stop us before any run starts
         try:
