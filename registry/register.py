@@ -1,0 +1,256 @@
+"""Registering every catalog variant as a version of `cardflow.<step>.<model>`, once per distinct content.
+
+A version is identified by the variant's fingerprint (id, parameters, implementation and every model
+file's sha256): registering again with nothing changed finds the version holding that fingerprint and
+registers nothing. Each version is logged from a run of its own in the `cardflow-registry` experiment,
+with the variant's parameters and, when a sweep run has evaluated the variant, that run's accuracy and
+latency (copied onto the logged model, so the registry page shows them next to the version) and a
+link to it (`cardflow.eval.run_id`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corpus.errors import CardflowError
+from registry.package import (
+    CardflowFlavor,
+    model_name,
+    onnx_model_file,
+    pinned_requirements,
+    signature,
+    stage_store,
+    variant_spec,
+)
+from steps.base import STEPS, StepError, Variant
+from steps.catalog import Catalog
+from steps.modelstore import ModelStore
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "cardflow-registry"
+TAG_VARIANT = "cardflow.variant"
+TAG_VERSION_NAME = "cardflow.version_name"
+TAG_FINGERPRINT = "cardflow.fingerprint"
+TAG_FILES = "cardflow.files"
+TAG_BYTES = "cardflow.bytes"
+TAG_EVAL_RUN = "cardflow.eval.run_id"
+# Metrics copied from the evaluating sweep run onto the registered version's logged model.
+EVAL_METRICS = ("accuracy", "l1_accuracy", "l2_accuracy", "latency_ms.p95", "throughput_docs_s")
+
+
+class RegistryError(CardflowError):
+    """The registry cannot do what was asked (unknown model or version, unreachable server, failed gate)."""
+
+
+@dataclass
+class Registered:
+    variant_id: str
+    name: str
+    version: str
+    fingerprint: str
+    new: bool
+    bytes: int
+    seconds: float
+    eval_run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def examples() -> dict[str, Any]:
+    """One input row per step, made from a generated document (the same one every time)."""
+    import pandas as pd
+
+    from corpus.capture import DEFAULT_DISTRIBUTIONS
+    from corpus.generate import make_document
+    from steps.records import Line, OcrResult, Word
+
+    image, record = make_document(seed=1, index=0, distribution="clean", distributions_file=DEFAULT_DISTRIBUTIONS)
+    truth = record["truth"] if "truth" in record else record
+    text_lines = truth.get("text_lines") or []
+    lines = []
+    for i, text in enumerate(text_lines):
+        y = 24 * i
+        words, x = [], 0
+        for word in text.split():
+            words.append(Word(word, 95.0, (x, y, x + 12 * len(word), y + 20)))
+            x += 12 * len(word) + 12
+        lines.append(Line(text, 95.0, (0, y, max(x, 1), y + 20), tuple(words)))
+    ocr = OcrResult("example", tuple(lines), (1000, 24 * len(lines)))
+    classification = {"l1": truth.get("l1"), "l1_scores": {truth.get("l1"): 1.0}, "l2": truth.get("l2"),
+                      "l2_scores": {truth.get("l2"): 1.0}}
+    image_b64 = base64.b64encode(image).decode()
+    ocr_json = json.dumps(ocr.to_json())
+    return {
+        "preprocess": pd.DataFrame([{"doc_id": "example", "image_b64": image_b64}]),
+        "ocr": pd.DataFrame([{"doc_id": "example", "image_b64": image_b64}]),
+        "classify": pd.DataFrame([{"doc_id": "example", "ocr_json": ocr_json}]),
+        "extract": pd.DataFrame([{"doc_id": "example", "ocr_json": ocr_json,
+                                  "classification_json": json.dumps(classification)}]),
+    }
+
+
+def find_version(client, name: str, fingerprint: str):
+    """The version of `name` that holds this fingerprint, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    matches = [v for v in versions if v.tags.get(TAG_FINGERPRINT) == fingerprint]
+    return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def find_evaluation(client, variant: Variant, default: dict[str, str]) -> tuple[str | None, dict[str, float]]:
+    """The sweep run that evaluated this variant: preferably the default configuration with only this step
+    swapped, on the clean distribution; else the variant's most accurate clean run; else any."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return None, {}
+    runs = client.search_runs(
+        experiments, filter_string=(f"tags.`cardflow.kind` = 'config-run' and params.{variant.step} = '{variant.id}' "
+                                    "and attributes.status = 'FINISHED'"),
+        max_results=2000)
+    if not runs:
+        return None, {}
+
+    def rank(run) -> tuple:
+        others_default = all(run.data.params.get(step) == default.get(step) for step in STEPS if step != variant.step)
+        clean = run.data.tags.get("cardflow.distribution") == "clean"
+        return (others_default, clean, run.data.metrics.get("accuracy", 0.0), run.info.start_time)
+
+    best = max(runs, key=rank)
+    wanted = [*EVAL_METRICS, f"step.{variant.step}.latency_ms.p50", f"step.{variant.step}.latency_ms.p95"]
+    return best.info.run_id, {k: best.data.metrics[k] for k in wanted if k in best.data.metrics}
+
+
+def check_trained(variants: Sequence[Variant]) -> None:
+    """Every variant's model files can be had (trained classifiers exist); lists the ones that cannot."""
+    missing = []
+    for variant in variants:
+        try:
+            variant.fingerprint()
+        except StepError as exc:
+            missing.append(f"{variant.id}: {exc}")
+    if missing:
+        raise RegistryError("cannot register these variants:\n  " + "\n  ".join(missing)
+                            + "\n(train the classifiers with `cardflow train`, or pick variants with --variants)")
+
+
+def register_variant(client, variant: Variant, store: ModelStore, experiment_id: str, parent_id: str | None,
+                     example_rows: dict[str, Any], default: dict[str, str]) -> Registered:
+    """Log and register one variant unless a version with its fingerprint exists."""
+    import mlflow
+    from mlflow.models import Model
+
+    started = time.perf_counter()
+    name = model_name(variant.step, variant.model)
+    fingerprint = variant.fingerprint()
+    existing = find_version(client, name, fingerprint)
+    if existing is not None:
+        return Registered(variant.id, name, existing.version, fingerprint, False,
+                          int(existing.tags.get(TAG_BYTES, 0)), time.perf_counter() - started,
+                          existing.tags.get(TAG_EVAL_RUN))
+    _ensure_registered_model(client, name, variant)
+    eval_run, eval_metrics = find_evaluation(client, variant, default)
+    with tempfile.TemporaryDirectory(prefix="cardflow-register-") as tmp:
+        staged = Path(tmp) / "store"
+        files = stage_store(variant, store, staged)
+        size = sum((staged / rel).stat().st_size for rel in files)
+        spec = variant_spec(variant, files)
+        spec_file = Path(tmp) / "variant.json"
+        spec_file.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        tags = {"cardflow.kind": "register", TAG_VARIANT: variant.id, TAG_FINGERPRINT: fingerprint}
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        params = {"variant": variant.id, "step": variant.step, "model": variant.model, "version": variant.version,
+                  "fingerprint": fingerprint, "implementation": variant.implementation, "batching": variant.batching,
+                  **{f"param.{k}": v for k, v in variant.params_dict().items()},
+                  **{f"sha256.{rel}": sha for rel, sha in files.items()}}
+        if eval_run:
+            params["eval_run_id"] = eval_run
+        run = client.create_run(experiment_id, run_name=f"register {variant.id}", tags=tags)
+        run_id = run.info.run_id
+        try:
+            from mlflow.entities import Metric, Param
+
+            stamp = int(time.time() * 1000)
+            client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                             metrics=[Metric(k, v, stamp, 0) for k, v in eval_metrics.items()])
+            with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+                info = Model.log(
+                    None, name="model", flavor=CardflowFlavor, variant=variant, staged=staged, spec_file=spec_file,
+                    onnx_file=onnx_model_file(variant, files), signature=signature(variant.step),
+                    input_example=example_rows[variant.step], pip_requirements=pinned_requirements(variant.step),
+                    metadata={"cardflow": {"variant": variant.id, "fingerprint": fingerprint}},
+                    params={k: str(v) for k, v in variant.params_dict().items()},
+                )
+            version_tags = {TAG_VARIANT: variant.id, TAG_VERSION_NAME: variant.version, TAG_FINGERPRINT: fingerprint,
+                            TAG_FILES: json.dumps(files, sort_keys=True), TAG_BYTES: str(size),
+                            "cardflow.step": variant.step, "cardflow.implementation": variant.implementation}
+            if eval_run:
+                version_tags[TAG_EVAL_RUN] = eval_run
+            description = f"{variant.id}: {variant.description}"
+            if eval_metrics.get("accuracy") is not None:
+                description += (f"\n\nEvaluated in run {eval_run}: accuracy {eval_metrics['accuracy']:.1%}"
+                                + (f", {variant.step} p95 {eval_metrics[f'step.{variant.step}.latency_ms.p95']:.0f} ms"
+                                   if f"step.{variant.step}.latency_ms.p95" in eval_metrics else ""))
+            version = client.create_model_version(name, info.model_uri, run_id=run_id, tags=version_tags,
+                                                  model_id=info.model_id,
+                                                  description=description)
+            _await_ready(client, name, version.version)
+            client.set_terminated(run_id, "FINISHED")
+        except BaseException as exc:
+            client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+    return Registered(variant.id, name, version.version, fingerprint, True, size, time.perf_counter() - started,
+                      eval_run, eval_metrics)
+
+
+def _ensure_registered_model(client, name: str, variant: Variant) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, tags={"cardflow.step": variant.step, "cardflow.model": variant.model},
+            description=f"CardFlow {variant.step} step, model {variant.model}: one version per variant "
+                        f"(tag {TAG_VERSION_NAME}) and per change of its files or parameters.")
+
+
+def _await_ready(client, name: str, version: str, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+            raise RegistryError(f"{name} version {version} did not become READY (status {status})")
+        time.sleep(0.5)
+
+
+def register_all(catalog: Catalog, store: ModelStore, *, variant_ids: Sequence[str] | None = None,
+                 default: dict[str, str] | None = None,
+                 on_done: Callable[[Registered], None] | None = None) -> list[Registered]:
+    """Register the chosen variants (all by default); returns one entry per variant, new or unchanged."""
+    from mlproject.tracking import experiment_context
+
+    variants = [catalog.get(vid) for vid in variant_ids] if variant_ids else list(catalog)
+    check_trained(variants)
+    client, parent_id, experiment_id = experiment_context(EXPERIMENT)
+    rows = examples()
+    out = []
+    for variant in variants:
+        done = register_variant(client, variant, store, experiment_id, parent_id, rows, default or {})
+        out.append(done)
+        if on_done:
+            on_done(done)
+    return out
