@@ -42,6 +42,11 @@ def _optional_path(value: str) -> Path | None:
     return Path(value) if value.strip() else None
 
 
+def _optional_csv(value: str) -> tuple[str, ...] | None:
+    """A comma-separated list, or None for an empty value (MLproject's "use the default")."""
+    return _csv(value) if value.strip() else None
+
+
 def _optional(value: str) -> str | None:
     return value.strip() or None
 
@@ -224,6 +229,131 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0 if rec.best else 3
 
 
+# --- registry -----------------------------------------------------------------------------------
+
+def _gatekeeper(args: argparse.Namespace):
+    from mlproject.tracking import tracking_uri
+    from registry.gates import Gatekeeper, gate_spec
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+
+    spec = load_spec(default_catalog())
+    gate = gate_spec(spec.raw, spec.sla.steps_ms, spec.sla.batch_size, corpus=args.corpus, n=args.n,
+                     distribution=args.distribution, accuracy_tolerance=args.tolerance)
+    return Gatekeeper(tracking_uri(), gate, spec.default.as_dict(), workers=args.workers)
+
+
+def cmd_registry_register(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mlproject.tracking import tracking_uri
+    from registry.register import register_all
+    from steps.catalog import default_catalog
+    from steps.modelstore import ModelStore
+    from steps.spec import load_spec
+
+    store = ModelStore()
+    catalog = default_catalog(store)
+    ids = [catalog.resolve(vid.split("/", 1)[0], vid) if "/" in vid else _any_step(catalog, vid)
+           for vid in args.variants] if args.variants else None
+    if args.step:
+        ids = [vid for vid in (ids or catalog.ids()) if vid.split("/", 1)[0] in args.step]
+    total = len(ids) if ids else len(catalog)
+    print(f"registering {total} variants at {tracking_uri()}")
+    bar = tqdm(total=total, unit="variant", disable=not sys.stderr.isatty())
+    done = []
+
+    def report(entry) -> None:
+        done.append(entry)
+        bar.update(1)
+        state = "new" if entry.new else "unchanged"
+        bar.write(f"  {entry.name} v{entry.version}  {entry.variant_id}  {state}  {entry.bytes / 1e6:.1f} MB  "
+                  f"{entry.seconds:.1f} s")
+
+    register_all(catalog, store, variant_ids=ids, default=load_spec(catalog).default.as_dict(), on_done=report)
+    bar.close()
+    new = [d for d in done if d.new]
+    print(f"{len(new)} new versions, {len(done) - len(new)} unchanged, in {len({d.name for d in done})} registered "
+          f"models; {sum(d.bytes for d in new) / 1e6:.1f} MB uploaded in {sum(d.seconds for d in done):.1f} s")
+    return 0
+
+
+def _any_step(catalog, name: str) -> str:
+    from steps.base import STEPS, StepError
+
+    for step in STEPS:
+        try:
+            return catalog.resolve(step, name)
+        except StepError:
+            continue
+    raise StepError(f"parameter variants: unknown variant {name!r}; `cardflow variants` lists them")
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    from mlproject.tracking import tracking_uri
+    from registry.register import versions, versions_table
+
+    rows = versions(tracking_uri(), args.model)
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+    else:
+        print(versions_table(rows))
+    return 0
+
+
+def _print_decision(decision) -> None:
+    verb = {"promoted": "PROMOTED", "forced": "FORCED", "refused": "REFUSED", "unchanged": "UNCHANGED"}[decision.outcome]
+    move = f"{decision.previous or '-'} → {decision.version}"
+    print(f"{verb}: {decision.name}@{decision.alias} {move}")
+    for line in decision.reasons:
+        print(f"  pass  {line}")
+    for line in decision.failed:
+        print(f"  FAIL  {line}")
+    if decision.run_id:
+        print(f"  recorded as run {decision.run_id}")
+
+
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    gate = _gatekeeper(args)
+    decision = gate.promote(args.model, args.version, args.alias, force=args.force, reason=args.reason)
+    _print_decision(decision)
+    return 0 if decision.accepted else 3
+
+
+def cmd_registry_rollback(args: argparse.Namespace) -> int:
+    from registry.register import RegistryError
+
+    gate = _gatekeeper(args)
+    previous = gate.previous_holder(args.model, args.alias)
+    if previous is None:
+        raise RegistryError(f"{args.model}@{args.alias}: no earlier holder in the promotion history to roll back to")
+    print(f"rolling {args.model}@{args.alias} back to version {previous}")
+    decision = gate.promote(args.model, previous, args.alias, force=args.force, reason=args.reason)
+    _print_decision(decision)
+    return 0 if decision.accepted else 3
+
+
+def cmd_registry_history(args: argparse.Namespace) -> int:
+    from mlproject.tracking import tracking_uri
+    from registry.gates import history, history_table
+
+    print(history_table(history(tracking_uri(), name=args.model, alias=args.alias)))
+    return 0
+
+
+def cmd_registry_load(args: argparse.Namespace) -> int:
+    from registry.loader import Loader
+
+    loader = Loader(cache_dir=args.cache)
+    variant = loader.load(args.step, args.model, alias=args.alias, version=args.version)
+    found = variant.registered
+    print(f"{found.name} version {found.version} ({found.variant_id}, fingerprint {found.fingerprint}) "
+          f"from {found.origin} in {found.seconds:.2f} s\n  {found.path}")
+    return 0
+
+
 # --- project ------------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -374,6 +504,72 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--sla-ms", "--sla_ms", dest="sla_ms", type=_optional, help="end-to-end budget, ms")
     rec.add_argument("--budget", action="append", help="a step budget, STEP=MS (repeatable)")
     rec.set_defaults(func=cmd_recommend)
+
+    reg = sub.add_parser("registry", help="versions in the MLflow Model Registry: register, list, promote, load",
+                         description="Every step variant as a version of cardflow.<step>.<model> in the MLflow Model "
+                                     "Registry (MLFLOW_TRACKING_URI; default sqlite:///mlflow.db), aliases promoted "
+                                     "through gates, and a verified, cached loader.")
+    rsub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+    register = rsub.add_parser("register", help="log and register every catalog variant (nothing new when unchanged)",
+                               description="Log every variant (or the chosen ones) as an MLflow model and register it "
+                                           "as a version of cardflow.<step>.<model>. A variant whose files and "
+                                           "parameters are already registered is left alone.")
+    register.add_argument("--variants", type=_optional_csv, help="comma-separated variant ids or names (default: all)")
+    register.add_argument("--step", type=_optional_csv, help="only these steps (comma-separated)")
+    register.set_defaults(func=cmd_registry_register)
+
+    lst = rsub.add_parser("list", help="registered models, versions, variants, aliases, key metrics",
+                          description="A table of every CardFlow registered model and version.")
+    lst.add_argument("--model", help="one registered model (cardflow.<step>.<model> or just <model>)")
+    lst.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    lst.set_defaults(func=cmd_registry_list)
+
+    def gate_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--alias", default="champion", help="the alias to move (default champion; also challenger)")
+        p.add_argument("--force", action="store_true", help="override failing gates (needs --reason)")
+        p.add_argument("--reason", help="why a forced promotion is right; recorded with who forced it")
+        p.add_argument("--corpus", type=_optional_path, help="evaluate on this corpus (default: configs/pipeline.yaml "
+                                                             "registry.gate, generated once)")
+        p.add_argument("--distribution", help="the distribution both versions are evaluated on (default clean)")
+        p.add_argument("--n", type=_positive_int, help="documents per distribution of a generated gate corpus")
+        p.add_argument("--tolerance", type=float, help="accuracy may drop by at most this much (absolute, e.g. 0.01)")
+        p.add_argument("--workers", type=_positive_int, default=2, help="processes generating a gate corpus")
+
+    promote = rsub.add_parser("promote", help="move an alias to a version if it passes the gates",
+                              description="Evaluate the candidate and the alias's current holder on the same corpus "
+                                          "and distribution; move the alias when accuracy is not lower than the "
+                                          "holder's minus the tolerance and the step's p95 latency is within its "
+                                          "SLA budget. Exit 3 when refused. Every decision is recorded.")
+    promote.add_argument("model", help="registered model, e.g. cardflow.ocr.tesseract")
+    promote.add_argument("--version", required=True, help="the candidate version number")
+    gate_options(promote)
+    promote.set_defaults(func=cmd_registry_promote)
+
+    rollback = rsub.add_parser("rollback", help="promote the alias's previous holder back (through the gates)",
+                               description="Find the version that held the alias before the current holder (from the "
+                                           "promotion history) and promote it back; --force --reason skips the gates.")
+    rollback.add_argument("model", help="registered model, e.g. cardflow.ocr.tesseract")
+    gate_options(rollback)
+    rollback.set_defaults(func=cmd_registry_rollback)
+
+    hist = rsub.add_parser("history", help="every promotion, refusal and forced promotion",
+                           description="The recorded promotion decisions, oldest first.")
+    hist.add_argument("--model", help="one registered model")
+    hist.add_argument("--alias", help="one alias")
+    hist.set_defaults(func=cmd_registry_history)
+
+    ld = rsub.add_parser("load", help="download (once), verify and load a version; print where it came from",
+                         description="Resolve a version by alias or number, download it into the local cache "
+                                     "($CARDFLOW_REGISTRY_CACHE or ~/.cache/cardflow/registry), verify every file's "
+                                     "sha256 and load it; falls back to a verified cached copy when the server is "
+                                     "unreachable.")
+    ld.add_argument("step", help="preprocess, ocr, classify or extract")
+    ld.add_argument("model", help="the step's model, e.g. tesseract")
+    which = ld.add_mutually_exclusive_group(required=True)
+    which.add_argument("--alias", help="e.g. champion")
+    which.add_argument("--version", help="a version number")
+    ld.add_argument("--cache", type=Path, help="cache folder (default $CARDFLOW_REGISTRY_CACHE or ~/.cache/cardflow/registry)")
+    ld.set_defaults(func=cmd_registry_load)
 
     demo = sub.add_parser("demo", help="the main job, end to end, on embedded defaults",
                           description="The main job on embedded defaults, no server needed: generate the default "

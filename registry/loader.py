@@ -204,7 +204,10 @@ class Loader:
             models = sorted(m.name for m in client.search_registered_models(max_results=1000))
             return (f"no registered model {name!r} at {self.tracking_uri}; registered: {', '.join(models) or 'none'} "
                     "(`cardflow registry register` registers the catalog)")
-        aliases = sorted({a for v in versions for a in v.aliases})
+        try:
+            aliases = sorted(f"{a} (v{v})" for a, v in client.get_registered_model(name).aliases.items())
+        except MlflowException:
+            aliases = []
         wanted = f"alias {alias!r}" if alias is not None else f"version {version}"
         return (f"{name} has no {wanted} ({str(exc).splitlines()[0]}); versions: "
                 f"{', '.join(sorted((v.version for v in versions), key=int))}; aliases: {', '.join(aliases) or 'none'}")

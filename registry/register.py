@@ -254,3 +254,46 @@ def register_all(catalog: Catalog, store: ModelStore, *, variant_ids: Sequence[s
         if on_done:
             on_done(done)
     return out
+
+
+def versions(tracking_uri: str, model: str | None = None) -> list[dict[str, Any]]:
+    """Every CardFlow registered version with its variant, aliases and the metrics it was registered with."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    names = sorted(m.name for m in client.search_registered_models(max_results=1000) if m.name.startswith("cardflow."))
+    if model:
+        names = [n for n in names if n == model or n.endswith(f".{model}")]
+    rows = []
+    for name in names:
+        by_version: dict[str, list[str]] = {}
+        for alias, number in client.get_registered_model(name).aliases.items():
+            by_version.setdefault(str(number), []).append(alias)
+        for mv in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)):
+            try:
+                metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            except MlflowException:
+                metrics = {}
+            step = mv.tags.get("cardflow.step", name.split(".")[1])
+            rows.append({"model": name, "version": mv.version, "variant": mv.tags.get(TAG_VARIANT, ""),
+                         "aliases": ",".join(sorted(by_version.get(str(mv.version), []))), "accuracy": metrics.get("accuracy"),
+                         "step_p95_ms": metrics.get(f"step.{step}.latency_ms.p95"),
+                         "mb": int(mv.tags.get(TAG_BYTES, 0)) / 1e6, "fingerprint": mv.tags.get(TAG_FINGERPRINT, ""),
+                         "eval_run": mv.tags.get(TAG_EVAL_RUN, ""),
+                         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(mv.creation_timestamp / 1000))})
+    return rows
+
+
+def versions_table(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    if not rows:
+        return "no CardFlow models registered yet (`cardflow registry register`)"
+    table = [[r["model"], r["version"], r["variant"], r["aliases"],
+              "" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
+              "" if r["step_p95_ms"] is None else f"{r['step_p95_ms']:.0f}", f"{r['mb']:.1f}", r["fingerprint"],
+              r["created"]] for r in rows]
+    return tabulate(table, headers=["model", "version", "variant", "aliases", "accuracy*", "step p95 ms*", "MB",
+                                    "fingerprint", "created"], tablefmt="github") + \
+        "\n* from the sweep run that evaluated the variant (default configuration, this step swapped) when one exists"

@@ -1,0 +1,395 @@
+"""The registry end to end against real servers on 127.0.0.1: an `mlflow server` process whose artifact
+destination is a real S3 API server (moto's: MinIO cannot be installed here), HTTP between them, and
+this client holding no S3 credentials. The tests share one registry and run in file order (register,
+inspect, load, promote, then take S3 and the server down)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from servers import S3_KEYS, start_mlflow, start_s3, stop
+from steps.modelstore import ModelStore
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "cardflow-artifacts"
+
+
+@pytest.fixture(scope="module")
+def client_env(trained_store: ModelStore):
+    """What a user's shell holds: the tracking URI and the model store, no S3 credentials at all."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [*S3_KEYS, "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_TRACKING_URI"]:
+            mp.delenv(key, raising=False)
+        mp.setenv("CARDFLOW_MODELS", str(trained_store.root))
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = start_s3(tmp_path_factory.mktemp("s3"))
+    server.create_bucket(BUCKET)
+    yield server
+    stop(server.proc)
+
+
+@pytest.fixture(scope="module")
+def server(s3, client_env, tmp_path_factory):
+    work = tmp_path_factory.mktemp("mlflow-server")
+    srv = start_mlflow(work, f"sqlite:///{work / 'mlflow.db'}", s3, BUCKET)
+    client_env.setenv("MLFLOW_TRACKING_URI", srv.url)
+    yield srv
+    stop(srv.proc)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("registry-cache")
+
+
+@pytest.fixture(scope="module")
+def registered(server, small_corpus: Path, trained_store: ModelStore):
+    """A sweep run evaluating the default configuration; `mlflow run . -e register` for two variants; then
+    the whole catalog registered twice (the second time must find everything registered)."""
+    import mlflow
+
+    from mlproject.cli import main
+    from registry.register import register_all
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+
+    catalog = default_catalog(trained_store)
+    default = load_spec(catalog).default.as_dict()
+    mlflow.set_tracking_uri(server.url)
+    assert main(["run-config", "--corpus", str(small_corpus), "--distribution", "clean", "--workers", "1",
+                 *[arg for step, vid in default.items() for arg in (f"--{step}", vid)]]) == 0
+    eval_run = mlflow.search_runs(experiment_names=["cardflow-sweep"], output_format="list")[0]
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    entry = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", ".", "-e", "register", "--env-manager", "local",
+         "-P", "variants=extract/mrz-first:v1,classify/keywords:l2"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert entry.returncode == 0, entry.stderr[-3000:]
+
+    started = time.perf_counter()
+    first = register_all(catalog, trained_store, default=default)
+    first_s = time.perf_counter() - started
+    started = time.perf_counter()
+    second = register_all(catalog, trained_store, default=default)
+    second_s = time.perf_counter() - started
+    return {"catalog": catalog, "default": default, "first": first, "second": second, "first_s": first_s,
+            "second_s": second_s, "entry": entry, "eval_run": eval_run}
+
+
+def _client(server):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+
+
+def test_every_variant_is_registered_once_with_its_artifacts_in_s3(registered, server, s3) -> None:
+    catalog = registered["catalog"]
+    first = registered["first"]
+    expected_models = {f"cardflow.{v.step}.{v.model}" for v in catalog}
+    assert len(first) == len(catalog) == 33
+    assert {r.name for r in first} == expected_models and len(expected_models) == 16
+    # The entry point registered two variants; the full pass found them and registered the other 31.
+    assert "2 new versions" in registered["entry"].stdout
+    assert {r.variant_id for r in first if not r.new} == {"extract/mrz-first:v1", "classify/keywords:l2"}
+    assert sum(r.new for r in first) == 31
+    client = _client(server)
+    versions = [mv for name in expected_models for mv in client.search_model_versions(f"name = '{name}'")]
+    assert len(versions) == 33 and {mv.status for mv in versions} == {"READY"}
+    tesseract = {mv.tags["cardflow.version_name"]: mv.version
+                 for mv in client.search_model_versions("name = 'cardflow.ocr.tesseract'")}
+    assert set(tesseract) == {"lstm-fast", "lstm-standard", "legacy", "lstm-fast-mrz"}
+    # The artifacts are in the S3 bucket (the server proxies them; this process has no S3 keys).
+    assert not any(key in os.environ for key in S3_KEYS)
+    keys = [obj["Key"] for page in s3.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for obj in page.get("Contents", [])]
+    assert sum(key.endswith("/MLmodel") for key in keys) == 33
+    standard = [k for k in keys if k.endswith("tessdata/standard/eng.traineddata")]
+    assert len(standard) == 3  # lstm-standard, legacy and lstm-fast-mrz each carry their own copy
+
+
+def test_a_second_register_registers_nothing(registered, server) -> None:
+    second = registered["second"]
+    assert len(second) == 33 and not any(r.new for r in second)
+    by_id = {r.variant_id: r.version for r in registered["first"]}
+    assert {r.variant_id: r.version for r in second} == by_id
+    client = _client(server)
+    assert sum(len(client.search_model_versions(f"name = '{m.name}'"))
+               for m in client.search_registered_models()) == 33
+
+
+def test_a_version_carries_flavours_signature_requirements_and_checksums(registered, server, trained_store) -> None:
+    import mlflow
+
+    client = _client(server)
+    ocr = next(r for r in registered["first"] if r.variant_id == "ocr/tesseract:lstm-fast-mrz")
+    version = client.get_model_version("cardflow.ocr.tesseract", ocr.version)
+    files = json.loads(version.tags["cardflow.files"])
+    manifest = ModelStore().manifest()["files"]
+    assert set(files) == {"tessdata/lstm-fast/eng.traineddata", "tessdata/standard/eng.traineddata"}
+    assert all(files[rel] == manifest[rel]["sha256"] for rel in files)
+    info = mlflow.models.get_model_info(f"models:/cardflow.ocr.tesseract/{ocr.version}")
+    assert "python_function" in info.flavors and "onnx" not in info.flavors
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["doc_id", "image_b64"]
+    assert info.metadata["cardflow"]["fingerprint"] == ocr.fingerprint
+    # The ONNX classifier also has the ONNX flavour: its model.onnx opens with mlflow.onnx.
+    clf = next(r for r in registered["first"] if r.variant_id == "classify/tfidf-logreg:l2")
+    uri = f"models:/cardflow.classify.tfidf-logreg/{clf.version}"
+    assert {"python_function", "onnx"} <= set(mlflow.models.get_model_info(uri).flavors)
+    assert mlflow.onnx.load_model(uri).graph.input[0].name
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{uri}/requirements.txt")).read_text().split()
+    assert "onnxruntime==1.32.0" in requirements and any(r.startswith("mlflow==") for r in requirements)
+    run = client.get_run(version.run_id)
+    assert run.data.params["param.mrz_pass"] == "True" and run.data.params["fingerprint"] == ocr.fingerprint
+
+
+def test_a_version_links_the_sweep_run_that_evaluated_it(registered, server) -> None:
+    from registry.register import versions
+
+    client = _client(server)
+    eval_run = registered["eval_run"]
+    for step, vid in registered["default"].items():
+        entry = next(r for r in registered["first"] if r.variant_id == vid)
+        version = client.get_model_version(entry.name, entry.version)
+        assert version.tags.get("cardflow.eval.run_id") == eval_run.info.run_id, vid
+        metrics = client.get_run(version.run_id).data.metrics
+        assert metrics["accuracy"] == pytest.approx(eval_run.data.metrics["accuracy"])
+        assert metrics[f"step.{step}.latency_ms.p95"] == pytest.approx(eval_run.data.metrics[f"step.{step}.latency_ms.p95"])
+    rows = versions(server.url, "cardflow.ocr.tesseract")
+    row = next(r for r in rows if r["variant"] == registered["default"]["ocr"])
+    assert row["accuracy"] == pytest.approx(eval_run.data.metrics["accuracy"])
+    others = [r for r in rows if r["variant"] != registered["default"]["ocr"]]
+    assert others and all(r["accuracy"] is None for r in others)  # nothing evaluated them
+
+
+def test_cli_list_shows_models_versions_aliases_and_metrics(registered, server) -> None:
+    out = subprocess.run([str(Path(sys.executable).parent / "cardflow"), "registry", "list"],
+                         capture_output=True, text=True, env=os.environ, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("| cardflow.")]
+    assert len(lines) == 33
+    ocr_line = next(ln for ln in lines if registered["default"]["ocr"] in ln)
+    accuracy = registered["eval_run"].data.metrics["accuracy"]
+    assert f"{accuracy:.1%}" in ocr_line
+
+
+def _docs(small_corpus: Path, n: int = 4):
+    from corpus.loaders import load
+
+    return [d for d in load(small_corpus) if d.distribution == "clean"][:n]
+
+
+def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registered, server, small_corpus, cache) -> None:
+    import mlflow
+    import pandas as pd
+
+    from registry import Loader
+    from registry.package import encode_image, rows_from_outputs
+    from steps.records import ExtractInput, ImageRecord
+
+    client = _client(server)
+    catalog = registered["catalog"]
+    chosen = {"preprocess": "preprocess/otsu:gray", "ocr": "ocr/tesseract:lstm-fast", "classify": "classify/tfidf-logreg:l2",
+              "extract": "extract/mrz-first:v1"}
+    numbers = {}
+    for step, vid in chosen.items():
+        entry = next(r for r in registered["first"] if r.variant_id == vid)
+        client.set_registered_model_alias(entry.name, "champion", entry.version)
+        numbers[step] = entry
+    loader = Loader(server.url, cache)
+    docs = _docs(small_corpus)
+    images = [ImageRecord(d.doc_id, d.read_image()) for d in docs]
+    inputs = {"preprocess": images}
+    expected = {}
+    for step, vid in chosen.items():
+        local = catalog.get(vid)
+        expected[step] = local.run(inputs[step])
+        if step == "preprocess":
+            inputs["ocr"] = expected[step]
+        elif step == "ocr":
+            inputs["classify"] = expected[step]
+        elif step == "classify":
+            inputs["extract"] = [ExtractInput(o, c) for o, c in zip(inputs["classify"], expected[step], strict=True)]
+    for step, vid in chosen.items():
+        by_alias = loader.load(step, vid.split("/")[1].split(":")[0], alias="champion")
+        by_version = loader.load(step, vid.split("/")[1].split(":")[0], version=numbers[step].version)
+        assert by_alias.id == by_version.id == vid
+        assert by_alias.registered.origin == "download" and by_version.registered.origin == "cache"
+        got = by_alias.run(inputs[step])
+        if step == "preprocess":
+            assert all(np.array_equal(a.image, b.image) for a, b in zip(got, expected[step], strict=True))
+        else:
+            assert got == expected[step], step
+    # The same through MLflow's own pyfunc loader, by alias, on the wire format.
+    model = mlflow.pyfunc.load_model("models:/cardflow.classify.tfidf-logreg@champion")
+    frame = pd.DataFrame([{"doc_id": o.doc_id, "ocr_json": json.dumps(o.to_json())} for o in inputs["classify"]])
+    out = model.predict(frame)
+    want = rows_from_outputs("classify", inputs["classify"], expected["classify"])
+    assert out.to_dict(orient="records") == want
+    pre = mlflow.pyfunc.load_model("models:/cardflow.preprocess.otsu@champion")
+    frame = pd.DataFrame([{"doc_id": d.doc_id, "image_b64": encode_image(d.image)} for d in images[:1]])
+    assert pre.predict(frame).loc[0, "image_b64"] == encode_image(expected["preprocess"][0].image)
+
+
+def test_bad_rows_fail_alone_with_a_named_error(registered, server) -> None:
+    import mlflow
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model("models:/cardflow.preprocess.otsu@champion")
+    out = model.predict(pd.DataFrame([{"doc_id": "bad", "image_b64": "bm90IGFuIGltYWdl"}]))
+    assert "document 'bad': image_b64 is not a base64-encoded image" in out.loc[0, "error"]
+
+
+def test_a_corrupted_cached_file_is_detected_and_downloaded_again(registered, server, cache, caplog) -> None:
+    from registry import Loader
+    from steps.modelstore import sha256_file
+
+    loader = Loader(server.url, cache)
+    first = loader.resolve("ocr", "tesseract", alias="champion")
+    target = first.path / "artifacts" / "store" / "tessdata" / "lstm-fast" / "eng.traineddata"
+    with open(target, "r+b") as fh:
+        fh.seek(4096)
+        fh.write(b"\x00corrupt\x00")
+    with caplog.at_level(logging.WARNING, logger="registry.loader"):
+        variant = loader.load("ocr", "tesseract", alias="champion")
+    assert variant.registered.origin == "download"
+    assert str(target) in caplog.text and "corrupt" in caplog.text
+    assert sha256_file(target) == first.files["tessdata/lstm-fast/eng.traineddata"]
+
+
+def test_unknown_models_aliases_and_versions_are_named(registered, server, cache) -> None:
+    from registry import Loader, RegistryError
+
+    loader = Loader(server.url, cache)
+    with pytest.raises(RegistryError, match=r"cardflow.ocr.tesseract has no alias 'nightly'.*aliases: champion \(v1\)"):
+        loader.load("ocr", "tesseract", alias="nightly")
+    with pytest.raises(RegistryError, match=r"has no version 99"):
+        loader.load("ocr", "tesseract", version=99)
+    with pytest.raises(RegistryError, match=r"no registered model 'cardflow.ocr.easyocr'.*cardflow.ocr.tesseract"):
+        loader.load("ocr", "easyocr", alias="champion")
+    with pytest.raises(RegistryError, match=r"unknown step 'ocrr'"):
+        loader.load("ocrr", "tesseract", alias="champion")
+
+
+def test_promotion_gates_accept_refuse_force_and_roll_back(registered, server, small_corpus, cache) -> None:
+    from corpus.loaders import load
+    from registry import Loader, RegistryError
+    from registry.gates import GateSpec, Gatekeeper, history
+    from registry.register import versions
+
+    spec = GateSpec(corpus=str(small_corpus), n=15, seed=11, distribution="clean", accuracy_tolerance=0.01,
+                    budgets_ms={"classify": 1000.0}, batch_size=4)
+    gate = Gatekeeper(server.url, spec, registered["default"], Loader(server.url, cache), corpus=load(small_corpus))
+    name = "cardflow.classify.tfidf-logreg"
+    versions = {r.variant_id: r.version for r in registered["first"] if r.name == name}
+    l1, l2 = versions["classify/tfidf-logreg:l1"], versions["classify/tfidf-logreg:l2"]
+    client = _client(server)
+    client.delete_registered_model_alias(name, "champion")  # start from no holder
+
+    first = gate.promote(name, l2, "champion", user="alice")
+    assert first.outcome == "promoted" and first.previous is None
+    assert "no version holds champion yet" in first.reasons[0]
+    assert client.get_model_version_by_alias(name, "champion").version == l2
+
+    # A level-1 model cannot pass the issuer × type assertions: accuracy falls below the holder's.
+    refused = gate.promote(name, l1, "champion", user="alice")
+    assert refused.outcome == "refused" and not refused.accepted
+    assert refused.candidate.accuracy < refused.holder.accuracy - 0.01
+    assert refused.failed and refused.failed[0].startswith(
+        f"accuracy {refused.candidate.accuracy:.1%} vs holder v{l2} {refused.holder.accuracy:.1%}")
+    assert client.get_model_version_by_alias(name, "champion").version == l2
+    assert json.loads(client.get_model_version(name, l1).tags["cardflow.champion.decision"])["outcome"] == "refused"
+
+    with pytest.raises(RegistryError, match="--force needs --reason"):
+        gate.promote(name, l1, "champion", force=True)
+    forced = gate.promote(name, l1, "champion", force=True, reason="type-only service for the kiosk", user="bob")
+    assert forced.outcome == "forced" and forced.candidate.reused and forced.holder.reused
+    tags = client.get_model_version(name, l1).tags
+    assert tags["cardflow.champion.forced_by"] == "bob"
+    assert tags["cardflow.champion.force_reason"] == "type-only service for the kiosk"
+    assert client.get_model_version_by_alias(name, "champion").version == l1
+
+    assert gate.previous_holder(name, "champion") == l2
+    back = gate.promote(name, l2, "champion", user="alice")  # rollback = promote the previous holder back
+    assert back.outcome == "promoted" and client.get_model_version_by_alias(name, "champion").version == l2
+
+    # The p95 latency gate: with a budget no step can meet, the same version is refused for latency.
+    tight = Gatekeeper(server.url, GateSpec(**{**spec.__dict__, "budgets_ms": {"classify": 0.001}}),
+                       registered["default"], Loader(server.url, cache), corpus=load(small_corpus))
+    slow = tight.promote(name, l2, "challenger", user="carol")
+    assert slow.outcome == "refused" and slow.failed == [
+        f"classify p95 latency {slow.candidate.p95_ms:.0f} ms vs SLA budget 0 ms per document (batch 4)"]
+
+    rows = history(server.url, name=name)
+    assert [(r["alias"], r["previous"], r["version"], r["outcome"], r["by"]) for r in rows] == [
+        ("champion", None, l2, "promoted", "alice"), ("champion", l2, l1, "refused", "alice"),
+        ("champion", l2, l1, "forced", "bob"), ("champion", l1, l2, "promoted", "alice"),
+        ("challenger", None, l2, "refused", "carol")]
+    assert rows[2]["reason"] == "type-only service for the kiosk"
+    listed = {r["version"]: r["aliases"] for r in versions(server.url, name)}
+    assert listed[l2] == "champion" and listed[l1] == ""
+    out = subprocess.run([str(Path(sys.executable).parent / "cardflow"), "registry", "history", "--model", name],
+                         capture_output=True, text=True, env=os.environ, timeout=120)
+    assert out.returncode == 0 and out.stdout.count("| cardflow.classify.tfidf-logreg") == 5
+    assert "type-only service for the kiosk" in out.stdout
+
+
+def test_cli_promote_exits_3_when_refused_and_names_the_failed_gate(registered, server, small_corpus) -> None:
+    name = "cardflow.classify.tfidf-logreg"
+    l1 = next(r.version for r in registered["first"] if r.variant_id == "classify/tfidf-logreg:l1")
+    out = subprocess.run([str(Path(sys.executable).parent / "cardflow"), "registry", "promote", name, "--version", l1,
+                          "--corpus", str(small_corpus), "--distribution", "clean"],
+                         capture_output=True, text=True, env=os.environ, timeout=600)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "REFUSED" in out.stdout and "FAIL  accuracy" in out.stdout
+    bad = subprocess.run([str(Path(sys.executable).parent / "cardflow"), "registry", "promote", "cardflow.ocr",
+                          "--version", "1"], capture_output=True, text=True, env=os.environ, timeout=120)
+    assert bad.returncode == 2 and "model name 'cardflow.ocr' is not cardflow.<step>.<model>" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_with_s3_down_a_cached_version_loads_and_an_uncached_one_fails_naming_the_uri(registered, server, s3,
+                                                                                         cache) -> None:
+    from registry import Loader, RegistryError
+
+    stop(s3.proc)
+    loader = Loader(server.url, cache)
+    assert loader.load("ocr", "tesseract", alias="champion").registered.origin == "cache"
+    legacy = next(r.version for r in registered["first"] if r.variant_id == "ocr/tesseract:legacy")
+    started = time.perf_counter()
+    with pytest.raises(RegistryError, match=rf"cannot download cardflow.ocr.tesseract version {legacy} from "
+                                            rf"{server.url}.*no cached copy"):
+        loader.load("ocr", "tesseract", version=legacy)
+    assert time.perf_counter() - started < 120
+
+
+def test_with_the_server_down_the_cached_copy_loads_with_a_warning(registered, server, cache, caplog) -> None:
+    from registry import Loader, RegistryError
+
+    stop(server.proc)
+    loader = Loader(server.url, cache)
+    with caplog.at_level(logging.WARNING, logger="registry.loader"):
+        variant = loader.load("classify", "tfidf-logreg", alias="champion")
+    assert variant.registered.origin.startswith("cache (offline")
+    assert f"MLflow tracking server at {server.url} is unreachable" in caplog.text
+    assert "loading the verified cached copy of cardflow.classify.tfidf-logreg@champion" in caplog.text
+    with pytest.raises(RegistryError, match=rf"{server.url} is unreachable.*no copy of cardflow.extract.mrz-only@champion"):
+        loader.load("extract", "mrz-only", alias="champion")
+    out = subprocess.run([str(Path(sys.executable).parent / "cardflow"), "registry", "load", "ocr", "rapidocr",
+                          "--version", "1", "--cache", str(cache)], capture_output=True, text=True, env=os.environ,
+                         timeout=120)
+    assert out.returncode == 2 and server.url in out.stderr and "Traceback" not in out.stderr
