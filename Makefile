@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep clean
+.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep bench-registry clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,7 +45,7 @@ test-fast: $(DEV_STAMP)  ## tests not marked slow
 lint: $(DEV_STAMP)  ## ruff
 	$(BIN)/ruff check .
 
-bench: bench-corpus bench-sweep  ## every benchmark
+bench: bench-corpus bench-sweep bench-registry  ## every benchmark
 
 bench-corpus: $(STAMP)  ## corpus generation rate, 1 vs 2 workers
 	$(BIN)/python bench/bench_corpus.py
@@ -57,6 +57,9 @@ lock:  ## re-resolve the pinned dependencies into requirements.lock
 	rm -rf /tmp/cardflow-lock-venv && $(PYTHON) -m venv /tmp/cardflow-lock-venv
 	/tmp/cardflow-lock-venv/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
 	/tmp/cardflow-lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > $(LOCK)
+
+bench-registry: $(DEV_STAMP)  ## register the catalog on a real mlflow server + S3: size, register time, cold vs warm loads
+	$(BIN)/python bench/bench_registry.py
 
 clean:  ## remove the venv and generated data (keeps nothing generated)
 	rm -rf $(VENV) data reports mlruns mlartifacts mlflow.db .pytest_cache

@@ -295,8 +295,8 @@ def test_promotion_gates_accept_refuse_force_and_roll_back(registered, server, s
                     budgets_ms={"classify": 1000.0}, batch_size=4)
     gate = Gatekeeper(server.url, spec, registered["default"], Loader(server.url, cache), corpus=load(small_corpus))
     name = "cardflow.classify.tfidf-logreg"
-    versions = {r.variant_id: r.version for r in registered["first"] if r.name == name}
-    l1, l2 = versions["classify/tfidf-logreg:l1"], versions["classify/tfidf-logreg:l2"]
+    numbers = {r.variant_id: r.version for r in registered["first"] if r.name == name}
+    l1, l2 = numbers["classify/tfidf-logreg:l1"], numbers["classify/tfidf-logreg:l2"]
     client = _client(server)
     client.delete_registered_model_alias(name, "champion")  # start from no holder
 
