@@ -248,16 +248,28 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
 
     from mlproject.tracking import tracking_uri
     from registry.register import register_all
+    from steps.base import StepError
     from steps.catalog import default_catalog
     from steps.modelstore import ModelStore
     from steps.spec import load_spec
 
+    import os
+
+    # One line per version (below) says what happened; MLflow's per-file download bars would bury it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     store = ModelStore()
     catalog = default_catalog(store)
     ids = [catalog.resolve(vid.split("/", 1)[0], vid) if "/" in vid else _any_step(catalog, vid)
            for vid in args.variants] if args.variants else None
     if args.step:
-        ids = [vid for vid in (ids or catalog.ids()) if vid.split("/", 1)[0] in args.step]
+        from steps.base import STEPS
+
+        unknown = [step for step in args.step if step not in STEPS]
+        if unknown:
+            raise StepError(f"parameter step: unknown step(s) {', '.join(unknown)}; steps: {', '.join(STEPS)}")
+        ids = [vid for vid in (catalog.ids() if ids is None else ids) if vid.split("/", 1)[0] in args.step]
+        if not ids:
+            raise StepError(f"parameter step: none of the chosen variants is in step(s) {', '.join(args.step)}")
     total = len(ids) if ids else len(catalog)
     print(f"registering {total} variants at {tracking_uri()}")
     bar = tqdm(total=total, unit="variant", disable=not sys.stderr.isatty())
@@ -316,21 +328,27 @@ def _print_decision(decision) -> None:
 
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
+    from registry.register import mlflow_errors, probe
+
     gate = _gatekeeper(args)
-    decision = gate.promote(args.model, args.version, args.alias, force=args.force, reason=args.reason)
+    probe(gate.uri)
+    with mlflow_errors(gate.uri):
+        decision = gate.promote(args.model, args.version, args.alias, force=args.force, reason=args.reason)
     _print_decision(decision)
     return 0 if decision.accepted else 3
 
 
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
-    from registry.register import RegistryError
+    from registry.register import RegistryError, mlflow_errors, probe
 
     gate = _gatekeeper(args)
-    previous = gate.previous_holder(args.model, args.alias)
-    if previous is None:
-        raise RegistryError(f"{args.model}@{args.alias}: no earlier holder in the promotion history to roll back to")
-    print(f"rolling {args.model}@{args.alias} back to version {previous}")
-    decision = gate.promote(args.model, previous, args.alias, force=args.force, reason=args.reason)
+    probe(gate.uri)
+    with mlflow_errors(gate.uri):
+        previous = gate.previous_holder(args.model, args.alias)
+        if previous is None:
+            raise RegistryError(f"{args.model}@{args.alias}: no earlier holder in the promotion history to roll back to")
+        print(f"rolling {args.model}@{args.alias} back to version {previous}")
+        decision = gate.promote(args.model, previous, args.alias, force=args.force, reason=args.reason)
     _print_decision(decision)
     return 0 if decision.accepted else 3
 

@@ -26,13 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.loader import Loader
-from registry.package import model_name
-from registry.register import TAG_FINGERPRINT, TAG_VARIANT, RegistryError
+from registry.register import TAG_FINGERPRINT, TAG_VARIANT, RegistryError, mlflow_errors, probe
 from steps.base import STEPS
 
 EVAL_EXPERIMENT = "cardflow-registry-eval"
 DECISION_EXPERIMENT = "cardflow-registry-decisions"
-ALIASES = ("champion", "challenger")
 
 
 @dataclass(frozen=True)
@@ -95,6 +93,16 @@ class Decision:
         return self.outcome in ("promoted", "forced", "unchanged")
 
 
+def current_user() -> str:
+    """Who is deciding: $CARDFLOW_USER, else the login name (a uid without a passwd entry: uid-<n>)."""
+    if os.environ.get("CARDFLOW_USER"):
+        return os.environ["CARDFLOW_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
+
+
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
@@ -130,13 +138,13 @@ class Gatekeeper:
     @property
     def corpus(self):
         if self._corpus is None:
-            from mlproject.sweep import resolve_corpus
+            from mlproject.sweep import SweepError, resolve_corpus
 
-            self._corpus, _ = resolve_corpus(self.spec.corpus, (self.spec.distribution,), (self.spec.distribution,),
-                                             self.spec.n, self.spec.seed, self.workers)
-            if self.spec.distribution not in self._corpus.distributions:
-                raise RegistryError(f"parameter distribution: corpus {self._corpus.root} has no "
-                                    f"{self.spec.distribution}; it has: {', '.join(self._corpus.distributions)}")
+            try:
+                self._corpus, _ = resolve_corpus(self.spec.corpus, (self.spec.distribution,),
+                                                 (self.spec.distribution,), self.spec.n, self.spec.seed, self.workers)
+            except SweepError as exc:
+                raise RegistryError(str(exc)) from exc
         return self._corpus
 
     def _version(self, name: str, version: str):
@@ -245,7 +253,7 @@ class Gatekeeper:
             (reasons if candidate.p95_ms <= budget else failed).append(line)
         outcome = "promoted" if not failed else "forced" if force else "refused"
         decision = Decision(name, alias, str(version), previous, outcome, reasons, failed, candidate, holder)
-        who = user or os.environ.get("CARDFLOW_USER") or getpass.getuser()
+        who = user or current_user()
         if decision.accepted:
             self.client.set_registered_model_alias(name, alias, str(version))
         self._record(decision, who, reason if force else None)
@@ -278,7 +286,7 @@ class Gatekeeper:
         d.run_id = log_finished_run(self.client, experiment_id, f"{d.outcome} {d.name}@{d.alias} v{d.version}",
                                     tags, params, metrics)
         self.client.set_model_version_tag(d.name, d.version, f"cardflow.{d.alias}.decision",
-                                          json.dumps(summary)[:4900])
+                                          json.dumps(summary))
         if forced_reason:
             self.client.set_model_version_tag(d.name, d.version, f"cardflow.{d.alias}.forced_by", who)
             self.client.set_model_version_tag(d.name, d.version, f"cardflow.{d.alias}.force_reason", forced_reason)
@@ -297,6 +305,12 @@ class Gatekeeper:
 
 def history(tracking_uri: str, *, name: str | None = None, alias: str | None = None) -> list[dict[str, Any]]:
     """Every recorded decision, oldest first."""
+    probe(tracking_uri)
+    with mlflow_errors(tracking_uri):
+        return _history(tracking_uri, name, alias)
+
+
+def _history(tracking_uri: str, name: str | None, alias: str | None) -> list[dict[str, Any]]:
     client = _client(tracking_uri)
     found = client.get_experiment_by_name(DECISION_EXPERIMENT)
     if found is None:

@@ -2,11 +2,11 @@
 
     registry.load("ocr", "tesseract", alias="champion")      # or version="3"
 
-The cache (`$CARDFLOW_REGISTRY_CACHE`, else ~/.cache/cardflow/registry) holds one folder per version,
-keyed by name, version and fingerprint (which covers every file's sha256):
+The cache (`$CARDFLOW_REGISTRY_CACHE`, else ~/.cache/cardflow/registry) holds one folder per tracking
+server and version, keyed by name, version and fingerprint (which covers every file's sha256):
 
-    <cache>/<name>/v<version>-<fingerprint>/{entry.json, model/...}    entry.json: what the registry said
-    <cache>/<name>/aliases.json                                       alias -> version, as last resolved
+    <cache>/<server>/<name>/v<version>-<fingerprint>/{entry.json, model/...}   entry.json: what the registry said
+    <cache>/<server>/<name>/aliases.json      alias -> version and fingerprint, as last resolved and fetched
 
 Every load checks every model file against the sha256 the registry recorded. A cached copy that fails
 is discarded (the warning names the file) and downloaded again; a download that fails is an error
@@ -17,9 +17,12 @@ is loaded with a warning saying so; without one, the error names the URI.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.package import STORE_ARTIFACT, build_variant, model_name
-from registry.register import TAG_FILES, TAG_FINGERPRINT, TAG_VARIANT, RegistryError
+from registry.register import TAG_FILES, TAG_FINGERPRINT, TAG_VARIANT, RegistryError, probe
 from steps.base import STEPS, StepError, Variant
 from steps.modelstore import sha256_file
 
@@ -38,6 +41,36 @@ CACHE_ENV = "CARDFLOW_REGISTRY_CACHE"
 
 def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cardflow" / "registry")
+
+
+def server_key(uri: str) -> str:
+    """A folder name for a tracking URI: readable, and distinct for distinct URIs."""
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", uri.split("://", 1)[-1])[:48].strip("_") or "local"
+    return f"{readable}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """One process at a time verifies, downloads or discards a model's cached copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _discard(entry: Path) -> None:
+    """Remove a cached copy without a window where a half-deleted folder looks like a copy."""
+    if not entry.exists():
+        return
+    tomb = entry.with_name(f".discarded-{uuid.uuid4().hex}")
+    try:
+        os.replace(entry, tomb)
+    except OSError:
+        return
+    shutil.rmtree(tomb, ignore_errors=True)
 
 
 @dataclass
@@ -75,19 +108,10 @@ def _quick_http() -> Any:
 
 def _probe(uri: str) -> None:
     """Raise Unreachable when an HTTP tracking server does not answer its health check."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
     try:
-        response = requests.get(uri.rstrip("/") + "/health", timeout=5)
-    except requests.RequestException as exc:
-        text = str(exc)
-        reason = ("connection refused" if "refused" in text else "timed out" if "timed out" in text.lower()
-                  else f"{type(exc).__name__}: {text[:200]}")
-        raise Unreachable(reason) from exc
-    if response.status_code >= 500:
-        raise Unreachable(f"/health answered {response.status_code}")
+        probe(uri)
+    except RegistryError as exc:
+        raise Unreachable(str(exc).split(" (", 1)[-1].rstrip(")")) from exc
 
 
 def _read_json(path: Path) -> dict:
@@ -123,7 +147,7 @@ class Loader:
         from mlproject.tracking import tracking_uri as default_uri
 
         self.tracking_uri = tracking_uri or default_uri()
-        self.cache = Path(cache_dir) if cache_dir else cache_root()
+        self.cache = (Path(cache_dir) if cache_dir else cache_root()) / server_key(self.tracking_uri)
 
     def _client(self):
         from mlflow.tracking import MlflowClient
@@ -180,18 +204,14 @@ class Loader:
         client = self._client()
         try:
             if alias is not None:
-                mv = client.get_model_version_by_alias(name, alias)
-            else:
-                mv = client.get_model_version(name, str(version))
+                return client.get_model_version_by_alias(name, alias)
+            return client.get_model_version(name, str(version))
         except MlflowException as exc:
             if _is_connection_error(exc):
                 raise Unreachable(str(exc).splitlines()[0]) from exc
             raise RegistryError(self._not_found(client, name, alias, version, exc)) from exc
         except OSError as exc:
             raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
-        if alias is not None:
-            self._remember_alias(name, alias, mv.version)
-        return mv
 
     def _not_found(self, client, name: str, alias: str | None, version, exc: Exception) -> str:
         from mlflow.exceptions import MlflowException
@@ -218,104 +238,88 @@ class Loader:
         variant_id = mv.tags.get(TAG_VARIANT, "")
         if not fingerprint or not variant_id:
             raise RegistryError(f"{name} version {mv.version} was not registered by CardFlow (no {TAG_FINGERPRINT} tag)")
-        entry = self.cache / name / f"v{mv.version}-{fingerprint}"
-        model_dir = entry / "model"
-        if (entry / "entry.json").is_file():
-            problem = verify(model_dir, files)
-            if problem is None:
-                return Resolved(name, mv.version, fingerprint, variant_id, files, model_dir, "cache", alias)
-            log.warning("cached copy of %s version %s is corrupt: %s; discarding it and downloading again",
-                        name, mv.version, problem)
-            shutil.rmtree(entry, ignore_errors=True)
-        try:
-            self._download(name, mv.version, files, entry)
-        except Unreachable as exc:
-            raise RegistryError(f"cannot download {name} version {mv.version} from {self.tracking_uri} ({exc}) and "
-                                f"there is no cached copy in {entry}") from exc
-        _write_json(entry / "entry.json", {"name": name, "version": mv.version, "fingerprint": fingerprint,
-                                           "variant": variant_id, "files": files, "source": mv.source,
-                                           "tracking_uri": self.tracking_uri, "downloaded_at": time.time()})
-        return Resolved(name, mv.version, fingerprint, variant_id, files, model_dir, "download", alias)
+        folder = self.cache / name
+        entry = folder / f"v{mv.version}-{fingerprint}"
+        with _locked(folder):
+            origin = "cache"
+            problem = verify(entry / "model", files) if (entry / "entry.json").is_file() else "not cached"
+            if problem != "not cached" and problem is not None:
+                log.warning("cached copy of %s version %s is corrupt: %s; discarding it and downloading again",
+                            name, mv.version, problem)
+                _discard(entry)
+            if problem is not None:
+                origin = "download"
+                meta = {"name": name, "version": mv.version, "fingerprint": fingerprint, "variant": variant_id,
+                        "files": files, "source": mv.source, "tracking_uri": self.tracking_uri,
+                        "downloaded_at": time.time()}
+                try:
+                    self._download(name, mv.version, files, entry, meta)
+                except Unreachable as exc:
+                    raise RegistryError(f"cannot download {name} version {mv.version} from {self.tracking_uri} ({exc}) "
+                                        f"and there is no cached copy in {entry}") from exc
+            if alias is not None:
+                aliases = _read_json(folder / "aliases.json")
+                aliases[alias] = {"version": str(mv.version), "fingerprint": fingerprint, "resolved_at": time.time()}
+                _write_json(folder / "aliases.json", aliases)
+        return Resolved(name, mv.version, fingerprint, variant_id, files, entry / "model", origin, alias)
 
-    def _download(self, name: str, version: str, files: dict[str, str], entry: Path) -> None:
+    def _download(self, name: str, version: str, files: dict[str, str], entry: Path, meta: dict) -> None:
+        """Download into a private folder, verify, then move it into place in one step (entry.json inside)."""
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.parent / f".download-{uuid.uuid4().hex}"
-        tmp.mkdir()
+        tmp.mkdir(parents=True)
         try:
             try:
-                mlflow.set_registry_uri(self.tracking_uri)
-                with _tracking(self.tracking_uri):
-                    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
-                                                        dst_path=str(tmp / "model"))
+                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "model"),
+                                                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             except (MlflowException, OSError) as exc:
                 raise Unreachable(str(exc).splitlines()[0][:300]) from exc
             problem = verify(tmp / "model", files)
             if problem is not None:
                 raise RegistryError(f"downloaded {name} version {version} does not match the registry: {problem} "
                                     "(the download was discarded)")
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            if entry.exists():  # another process finished the same download first
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
+            _write_json(tmp / "entry.json", meta)
             os.replace(tmp, entry)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _remember_alias(self, name: str, alias: str, version: str) -> None:
-        folder = self.cache / name
-        folder.mkdir(parents=True, exist_ok=True)
-        aliases = _read_json(folder / "aliases.json")
-        aliases[alias] = {"version": str(version), "resolved_at": time.time()}
-        _write_json(folder / "aliases.json", aliases)
-
     # --- offline --------------------------------------------------------------------------------
 
     def _offline(self, name: str, alias: str | None, version, why: str) -> Resolved:
         folder = self.cache / name
+        fingerprint = None
         if alias is not None:
             known = _read_json(folder / "aliases.json").get(alias)
             if not known:
                 raise RegistryError(f"{why}, and the cache {folder} has no copy of {name}@{alias}")
-            version = known["version"]
+            version, fingerprint = known["version"], known.get("fingerprint")
             as_of = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(known["resolved_at"]))
             label = f"{name}@{alias} (version {version} when last resolved, {as_of})"
         else:
             label = f"{name} version {version}"
-        for entry in sorted(folder.glob(f"v{version}-*")):
-            meta = _read_json(entry / "entry.json")
-            if not meta:
-                continue
-            problem = verify(entry / "model", meta["files"])
-            if problem is not None:
-                log.warning("cached copy %s is corrupt (%s); discarding it", entry, problem)
-                shutil.rmtree(entry, ignore_errors=True)
-                continue
-            log.warning("%s; loading the verified cached copy of %s from %s", why, label, entry)
-            return Resolved(name, str(version), meta["fingerprint"], meta["variant"], meta["files"], entry / "model",
-                            f"cache (offline: {why})", alias)
+        pattern = f"v{version}-{fingerprint}" if fingerprint else f"v{version}-*"
+        with _locked(folder):
+            entries = [(e, _read_json(e / "entry.json")) for e in folder.glob(pattern)]
+            for entry, meta in sorted(entries, key=lambda em: -em[1].get("downloaded_at", 0)):
+                if not meta:
+                    continue
+                problem = verify(entry / "model", meta["files"])
+                if problem is not None:
+                    log.warning("cached copy %s is corrupt (%s); discarding it", entry, problem)
+                    _discard(entry)
+                    continue
+                log.warning("%s; loading the verified cached copy of %s from %s", why, label, entry)
+                return Resolved(name, str(version), meta["fingerprint"], meta["variant"], meta["files"],
+                                entry / "model", f"cache (offline: {why})", alias)
         raise RegistryError(f"{why}, and the cache {folder} has no verified copy of {label}")
-
-
-@contextlib.contextmanager
-def _tracking(uri: str):
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 def _is_connection_error(exc: Exception) -> bool:
     text = str(exc)
-    return any(s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError",
-                                   "API request to", "Read timed out"))
+    return any(s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError", "Read timed out"))
 
 
 def load(step: str, model: str, *, alias: str | None = None, version: str | int | None = None,

@@ -5,17 +5,19 @@ file's sha256): registering again with nothing changed finds the version holding
 registers nothing. Each version is logged from a run of its own in the `cardflow-registry` experiment,
 with the variant's parameters and, when a sweep run has evaluated the variant, that run's accuracy and
 latency (copied onto the logged model, so the registry page shows them next to the version) and a
-link to it (`cardflow.eval.run_id`).
+link to it (`cardflow.eval.run_id`); when a profile has measured the variant, its latency, throughput
+and cost per document at its smallest size (`profile.*`, link `cardflow.profile.run_id`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,12 +44,44 @@ TAG_FINGERPRINT = "cardflow.fingerprint"
 TAG_FILES = "cardflow.files"
 TAG_BYTES = "cardflow.bytes"
 TAG_EVAL_RUN = "cardflow.eval.run_id"
+TAG_PROFILE_RUN = "cardflow.profile.run_id"
 # Metrics copied from the evaluating sweep run onto the registered version's logged model.
 EVAL_METRICS = ("accuracy", "l1_accuracy", "l2_accuracy", "latency_ms.p95", "throughput_docs_s")
 
 
 class RegistryError(CardflowError):
     """The registry cannot do what was asked (unknown model or version, unreachable server, failed gate)."""
+
+
+def probe(uri: str) -> None:
+    """Fail at once, naming the URI, when an HTTP tracking server does not answer its health check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        response = requests.get(uri.rstrip("/") + "/health", timeout=5)
+    except requests.RequestException as exc:
+        text = str(exc)
+        reason = ("connection refused" if "refused" in text else "timed out" if "timed out" in text.lower()
+                  else f"{type(exc).__name__}: {text[:200]}")
+        raise RegistryError(f"cannot reach the MLflow tracking server at {uri} ({reason})") from exc
+    if response.status_code >= 500:
+        raise RegistryError(f"the MLflow tracking server at {uri} is unhealthy (/health answered {response.status_code})")
+
+
+@contextlib.contextmanager
+def mlflow_errors(uri: str) -> Iterator[None]:
+    """MLflow and HTTP failures as one-line RegistryErrors naming the tracking URI."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise RegistryError(f"MLflow at {uri}: {str(exc).splitlines()[0][:500]}") from exc
+    except requests.RequestException as exc:
+        raise RegistryError(f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__})") from exc
 
 
 @dataclass
@@ -72,8 +106,8 @@ def examples() -> dict[str, Any]:
     from steps.records import Line, OcrResult, Word
 
     image, record = make_document(seed=1, index=0, distribution="clean", distributions_file=DEFAULT_DISTRIBUTIONS)
-    truth = record["truth"] if "truth" in record else record
-    text_lines = truth.get("text_lines") or []
+    truth = record["truth"]
+    text_lines = truth["text_lines"]
     lines = []
     for i, text in enumerate(text_lines):
         y = 24 * i
@@ -97,27 +131,26 @@ def examples() -> dict[str, Any]:
 
 
 def find_version(client, name: str, fingerprint: str):
-    """The version of `name` that holds this fingerprint, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return None
-    matches = [v for v in versions if v.tags.get(TAG_FINGERPRINT) == fingerprint]
+    """The READY version of `name` that holds this fingerprint, or None."""
+    versions = client.search_model_versions(f"name = '{name}'")
+    matches = [v for v in versions if v.tags.get(TAG_FINGERPRINT) == fingerprint and v.status == "READY"]
     return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def _finished_runs(client, kind: str, condition: str) -> list:
+    """Finished runs of one CardFlow kind in any experiment, newest first."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return client.search_runs(experiments, filter_string=f"tags.`cardflow.kind` = '{kind}' and {condition} and "
+                                                         "attributes.status = 'FINISHED'",
+                              max_results=2000, order_by=["attributes.start_time DESC"])
 
 
 def find_evaluation(client, variant: Variant, default: dict[str, str]) -> tuple[str | None, dict[str, float]]:
     """The sweep run that evaluated this variant: preferably the default configuration with only this step
     swapped, on the clean distribution; else the variant's most accurate clean run; else any."""
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    if not experiments:
-        return None, {}
-    runs = client.search_runs(
-        experiments, filter_string=(f"tags.`cardflow.kind` = 'config-run' and params.{variant.step} = '{variant.id}' "
-                                    "and attributes.status = 'FINISHED'"),
-        max_results=2000)
+    runs = _finished_runs(client, "config-run", f"params.{variant.step} = '{variant.id}'")
     if not runs:
         return None, {}
 
@@ -129,6 +162,24 @@ def find_evaluation(client, variant: Variant, default: dict[str, str]) -> tuple[
     best = max(runs, key=rank)
     wanted = [*EVAL_METRICS, f"step.{variant.step}.latency_ms.p50", f"step.{variant.step}.latency_ms.p95"]
     return best.info.run_id, {k: best.data.metrics[k] for k in wanted if k in best.data.metrics}
+
+
+PROFILE_METRICS = ("latency_ms.p50", "latency_ms.p95", "throughput_docs_s", "cost_per_1k_docs", "peak_rss_mb",
+                   "cpu_utilisation")
+
+
+def find_profile(client, variant: Variant) -> tuple[str | None, dict[str, float]]:
+    """The latest profile cell of this variant at its smallest size (fewest cores, then smallest batch):
+    its latency, throughput and cost per document, logged as `profile.<metric>`."""
+    runs = _finished_runs(client, "profile-cell", f"params.variant = '{variant.id}'")
+    if not runs:
+        return None, {}
+    best = min(runs, key=lambda r: (int(r.data.params.get("cores", 1)), int(r.data.params.get("batch_size", 1)),
+                                    -r.info.start_time))
+    out = {f"profile.{k}": best.data.metrics[k] for k in PROFILE_METRICS if k in best.data.metrics}
+    out["profile.cores"] = float(best.data.params.get("cores", 1))
+    out["profile.batch_size"] = float(best.data.params.get("batch_size", 1))
+    return best.info.run_id, out
 
 
 def check_trained(variants: Sequence[Variant]) -> None:
@@ -160,6 +211,8 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
                           existing.tags.get(TAG_EVAL_RUN))
     _ensure_registered_model(client, name, variant)
     eval_run, eval_metrics = find_evaluation(client, variant, default)
+    profile_run, profile_metrics = find_profile(client, variant)
+    eval_metrics = {**eval_metrics, **profile_metrics}
     with tempfile.TemporaryDirectory(prefix="cardflow-register-") as tmp:
         staged = Path(tmp) / "store"
         files = stage_store(variant, store, staged)
@@ -176,6 +229,8 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
                   **{f"sha256.{rel}": sha for rel, sha in files.items()}}
         if eval_run:
             params["eval_run_id"] = eval_run
+        if profile_run:
+            params["profile_run_id"] = profile_run
         run = client.create_run(experiment_id, run_name=f"register {variant.id}", tags=tags)
         run_id = run.info.run_id
         try:
@@ -197,11 +252,17 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
                             "cardflow.step": variant.step, "cardflow.implementation": variant.implementation}
             if eval_run:
                 version_tags[TAG_EVAL_RUN] = eval_run
+            if profile_run:
+                version_tags[TAG_PROFILE_RUN] = profile_run
             description = f"{variant.id}: {variant.description}"
             if eval_metrics.get("accuracy") is not None:
                 description += (f"\n\nEvaluated in run {eval_run}: accuracy {eval_metrics['accuracy']:.1%}"
                                 + (f", {variant.step} p95 {eval_metrics[f'step.{variant.step}.latency_ms.p95']:.0f} ms"
                                    if f"step.{variant.step}.latency_ms.p95" in eval_metrics else ""))
+            if profile_run:
+                description += (f"\n\nProfiled in run {profile_run}: p95 {profile_metrics.get('profile.latency_ms.p95', 0):.0f} ms"
+                                f" per document on {profile_metrics['profile.cores']:.0f} core(s) at batch "
+                                f"{profile_metrics['profile.batch_size']:.0f}")
             version = client.create_model_version(name, info.model_uri, run_id=run_id, tags=version_tags,
                                                   model_id=info.model_id,
                                                   description=description)
@@ -241,23 +302,34 @@ def register_all(catalog: Catalog, store: ModelStore, *, variant_ids: Sequence[s
                  default: dict[str, str] | None = None,
                  on_done: Callable[[Registered], None] | None = None) -> list[Registered]:
     """Register the chosen variants (all by default); returns one entry per variant, new or unchanged."""
-    from mlproject.tracking import experiment_context
+    from mlproject.tracking import experiment_context, tracking_uri
 
-    variants = [catalog.get(vid) for vid in variant_ids] if variant_ids else list(catalog)
+    variants = list(catalog) if variant_ids is None else [catalog.get(vid) for vid in variant_ids]
+    if not variants:
+        raise RegistryError("no variant selected to register (check --variants and --step)")
     check_trained(variants)
-    client, parent_id, experiment_id = experiment_context(EXPERIMENT)
-    rows = examples()
-    out = []
-    for variant in variants:
-        done = register_variant(client, variant, store, experiment_id, parent_id, rows, default or {})
-        out.append(done)
-        if on_done:
-            on_done(done)
+    uri = tracking_uri()
+    probe(uri)
+    with mlflow_errors(uri):
+        client, parent_id, experiment_id = experiment_context(EXPERIMENT)
+        rows = examples()
+        out = []
+        for variant in variants:
+            done = register_variant(client, variant, store, experiment_id, parent_id, rows, default or {})
+            out.append(done)
+            if on_done:
+                on_done(done)
     return out
 
 
 def versions(tracking_uri: str, model: str | None = None) -> list[dict[str, Any]]:
     """Every CardFlow registered version with its variant, aliases and the metrics it was registered with."""
+    probe(tracking_uri)
+    with mlflow_errors(tracking_uri):
+        return _versions(tracking_uri, model)
+
+
+def _versions(tracking_uri: str, model: str | None) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -279,6 +351,8 @@ def versions(tracking_uri: str, model: str | None = None) -> list[dict[str, Any]
             rows.append({"model": name, "version": mv.version, "variant": mv.tags.get(TAG_VARIANT, ""),
                          "aliases": ",".join(sorted(by_version.get(str(mv.version), []))), "accuracy": metrics.get("accuracy"),
                          "step_p95_ms": metrics.get(f"step.{step}.latency_ms.p95"),
+                         "profile_p95_ms": metrics.get("profile.latency_ms.p95"),
+                         "profile_cost_per_1k": metrics.get("profile.cost_per_1k_docs"),
                          "mb": int(mv.tags.get(TAG_BYTES, 0)) / 1e6, "fingerprint": mv.tags.get(TAG_FINGERPRINT, ""),
                          "eval_run": mv.tags.get(TAG_EVAL_RUN, ""),
                          "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(mv.creation_timestamp / 1000))})
@@ -292,8 +366,14 @@ def versions_table(rows: list[dict[str, Any]]) -> str:
         return "no CardFlow models registered yet (`cardflow registry register`)"
     table = [[r["model"], r["version"], r["variant"], r["aliases"],
               "" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
-              "" if r["step_p95_ms"] is None else f"{r['step_p95_ms']:.0f}", f"{r['mb']:.1f}", r["fingerprint"],
+              "" if r["step_p95_ms"] is None else f"{r['step_p95_ms']:.0f}",
+              "" if r["profile_p95_ms"] is None else f"{r['profile_p95_ms']:.0f}",
+              "" if r["profile_cost_per_1k"] is None else f"{r['profile_cost_per_1k']:.4f}", f"{r['mb']:.1f}",
+              r["fingerprint"],
               r["created"]] for r in rows]
-    return tabulate(table, headers=["model", "version", "variant", "aliases", "accuracy*", "step p95 ms*", "MB",
-                                    "fingerprint", "created"], tablefmt="github") + \
-        "\n* from the sweep run that evaluated the variant (default configuration, this step swapped) when one exists"
+    return tabulate(table, headers=["model", "version", "variant", "aliases", "accuracy*", "step p95 ms*",
+                                    "profiled p95 ms**", "USD/1k docs**", "MB", "fingerprint", "created"],
+                    tablefmt="github") + (
+        "\n*  from the sweep run that evaluated the variant (default configuration with this step swapped, clean "
+        "preferred), when one exists\n** from the latest profile cell of the variant at its fewest cores and smallest "
+        "batch, when profiled")

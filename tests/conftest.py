@@ -68,3 +68,17 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path):
             trained.provenance = {"ocr": "ground-truth text (tests)"}
             trained.save(store)
     return store
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_mlflow_experiment():
+    """`mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID (MLflow 3): a test calling the CLI in-process must
+    not hand its experiment id to a later test's `mlflow run` subprocess against another store."""
+    import os
+
+    before = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    else:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = before

@@ -124,7 +124,8 @@ class Postgres:
 
 
 def postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                   key=lambda p: [int(x) for x in p.parent.parent.name.split(".") if x.isdigit()])
     if not found:
         raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql "
                            "(`make system-deps` installs Debian's postgresql)")

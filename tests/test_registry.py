@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from servers import S3_KEYS, start_mlflow, start_s3, stop
+
 from steps.modelstore import ModelStore
 
 pytestmark = pytest.mark.slow
@@ -25,12 +25,14 @@ BUCKET = "cardflow-artifacts"
 
 
 @pytest.fixture(scope="module")
-def client_env(trained_store: ModelStore):
-    """What a user's shell holds: the tracking URI and the model store, no S3 credentials at all."""
+def client_env(trained_store: ModelStore, tmp_path_factory):
+    """What a user's shell holds: the tracking URI, the model store and a registry cache of its own (so the
+    CLI runs here never touch ~/.cache), and no S3 credentials at all."""
     with pytest.MonkeyPatch.context() as mp:
         for key in [*S3_KEYS, "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_TRACKING_URI"]:
             mp.delenv(key, raising=False)
         mp.setenv("CARDFLOW_MODELS", str(trained_store.root))
+        mp.setenv("CARDFLOW_REGISTRY_CACHE", str(tmp_path_factory.mktemp("cli-registry-cache")))
         yield mp
 
 
@@ -57,9 +59,10 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registered(server, small_corpus: Path, trained_store: ModelStore):
-    """A sweep run evaluating the default configuration; `mlflow run . -e register` for two variants; then
-    the whole catalog registered twice (the second time must find everything registered)."""
+def registered(server, small_corpus: Path, trained_store: ModelStore, tmp_path_factory):
+    """A sweep run evaluating the default configuration and a profile of one preprocessing version;
+    `mlflow run . -e register` for two variants; then the whole catalog registered twice (the second time
+    must find everything registered)."""
     import mlflow
 
     from mlproject.cli import main
@@ -73,6 +76,11 @@ def registered(server, small_corpus: Path, trained_store: ModelStore):
     assert main(["run-config", "--corpus", str(small_corpus), "--distribution", "clean", "--workers", "1",
                  *[arg for step, vid in default.items() for arg in (f"--{step}", vid)]]) == 0
     eval_run = mlflow.search_runs(experiment_names=["cardflow-sweep"], output_format="list")[0]
+    assert main(["profile", "--corpus", str(small_corpus), "--distributions", "clean", "--step", "preprocess",
+                 "--versions", "otsu:gray", "--cores", "1", "--batch-sizes", "1,2", "--name", "registry-test",
+                 "--reports", str(tmp_path_factory.mktemp("reports"))]) == 0
+    cells = mlflow.search_runs(experiment_names=["cardflow-profile"], output_format="list",
+                               filter_string="tags.`cardflow.kind` = 'profile-cell'")
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     entry = subprocess.run(
@@ -88,7 +96,23 @@ def registered(server, small_corpus: Path, trained_store: ModelStore):
     second = register_all(catalog, trained_store, default=default)
     second_s = time.perf_counter() - started
     return {"catalog": catalog, "default": default, "first": first, "second": second, "first_s": first_s,
-            "second_s": second_s, "entry": entry, "eval_run": eval_run}
+            "second_s": second_s, "entry": entry, "eval_run": eval_run, "cells": cells}
+
+
+CHAMPIONS = {"preprocess": "preprocess/otsu:gray", "ocr": "ocr/tesseract:lstm-fast",
+             "classify": "classify/tfidf-logreg:l2", "extract": "extract/mrz-first:v1"}
+
+
+@pytest.fixture(scope="module")
+def champions(registered, server) -> dict:
+    """The champion alias on one version per step: {step: Registered}."""
+    client = _client(server)
+    out = {}
+    for step, vid in CHAMPIONS.items():
+        entry = next(r for r in registered["first"] if r.variant_id == vid)
+        client.set_registered_model_alias(entry.name, "champion", entry.version)
+        out[step] = entry
+    return out
 
 
 def _client(server):
@@ -157,7 +181,7 @@ def test_a_version_carries_flavours_signature_requirements_and_checksums(registe
     assert run.data.params["param.mrz_pass"] == "True" and run.data.params["fingerprint"] == ocr.fingerprint
 
 
-def test_a_version_links_the_sweep_run_that_evaluated_it(registered, server) -> None:
+def test_a_version_links_the_sweep_and_profile_runs_that_measured_it(registered, server) -> None:
     from registry.register import versions
 
     client = _client(server)
@@ -169,6 +193,15 @@ def test_a_version_links_the_sweep_run_that_evaluated_it(registered, server) -> 
         metrics = client.get_run(version.run_id).data.metrics
         assert metrics["accuracy"] == pytest.approx(eval_run.data.metrics["accuracy"])
         assert metrics[f"step.{step}.latency_ms.p95"] == pytest.approx(eval_run.data.metrics[f"step.{step}.latency_ms.p95"])
+    # The profiled version carries its smallest cell's figures (1 core, batch 1) and links that cell.
+    cell = next(c for c in registered["cells"] if c.data.params["batch_size"] == "1")
+    otsu = next(r for r in registered["first"] if r.variant_id == "preprocess/otsu:gray")
+    version = client.get_model_version(otsu.name, otsu.version)
+    assert version.tags["cardflow.profile.run_id"] == cell.info.run_id
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["profile.latency_ms.p95"] == pytest.approx(cell.data.metrics["latency_ms.p95"])
+    assert metrics["profile.cost_per_1k_docs"] == pytest.approx(cell.data.metrics["cost_per_1k_docs"])
+    assert metrics["profile.batch_size"] == 1 and metrics["profile.cores"] == 1
     rows = versions(server.url, "cardflow.ocr.tesseract")
     row = next(r for r in rows if r["variant"] == registered["default"]["ocr"])
     assert row["accuracy"] == pytest.approx(eval_run.data.metrics["accuracy"])
@@ -193,7 +226,8 @@ def _docs(small_corpus: Path, n: int = 4):
     return [d for d in load(small_corpus) if d.distribution == "clean"][:n]
 
 
-def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registered, server, small_corpus, cache) -> None:
+def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registered, champions, server, small_corpus,
+                                                                         cache) -> None:
     import mlflow
     import pandas as pd
 
@@ -201,15 +235,9 @@ def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registe
     from registry.package import encode_image, rows_from_outputs
     from steps.records import ExtractInput, ImageRecord
 
-    client = _client(server)
     catalog = registered["catalog"]
-    chosen = {"preprocess": "preprocess/otsu:gray", "ocr": "ocr/tesseract:lstm-fast", "classify": "classify/tfidf-logreg:l2",
-              "extract": "extract/mrz-first:v1"}
-    numbers = {}
-    for step, vid in chosen.items():
-        entry = next(r for r in registered["first"] if r.variant_id == vid)
-        client.set_registered_model_alias(entry.name, "champion", entry.version)
-        numbers[step] = entry
+    chosen = CHAMPIONS
+    numbers = champions
     loader = Loader(server.url, cache)
     docs = _docs(small_corpus)
     images = [ImageRecord(d.doc_id, d.read_image()) for d in docs]
@@ -245,7 +273,7 @@ def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registe
     assert pre.predict(frame).loc[0, "image_b64"] == encode_image(expected["preprocess"][0].image)
 
 
-def test_bad_rows_fail_alone_with_a_named_error(registered, server) -> None:
+def test_bad_rows_fail_alone_with_a_named_error(champions, server) -> None:
     import mlflow
     import pandas as pd
 
@@ -254,7 +282,7 @@ def test_bad_rows_fail_alone_with_a_named_error(registered, server) -> None:
     assert "document 'bad': image_b64 is not a base64-encoded image" in out.loc[0, "error"]
 
 
-def test_a_corrupted_cached_file_is_detected_and_downloaded_again(registered, server, cache, caplog) -> None:
+def test_a_corrupted_cached_file_is_detected_and_downloaded_again(champions, server, cache, caplog) -> None:
     from registry import Loader
     from steps.modelstore import sha256_file
 
@@ -271,7 +299,7 @@ def test_a_corrupted_cached_file_is_detected_and_downloaded_again(registered, se
     assert sha256_file(target) == first.files["tessdata/lstm-fast/eng.traineddata"]
 
 
-def test_unknown_models_aliases_and_versions_are_named(registered, server, cache) -> None:
+def test_unknown_models_aliases_and_versions_are_named(champions, server, cache) -> None:
     from registry import Loader, RegistryError
 
     loader = Loader(server.url, cache)
@@ -288,7 +316,7 @@ def test_unknown_models_aliases_and_versions_are_named(registered, server, cache
 def test_promotion_gates_accept_refuse_force_and_roll_back(registered, server, small_corpus, cache) -> None:
     from corpus.loaders import load
     from registry import Loader, RegistryError
-    from registry.gates import GateSpec, Gatekeeper, history
+    from registry.gates import Gatekeeper, GateSpec, history
     from registry.register import versions
 
     spec = GateSpec(corpus=str(small_corpus), n=15, seed=11, distribution="clean", accuracy_tolerance=0.01,
@@ -362,12 +390,95 @@ def test_cli_promote_exits_3_when_refused_and_names_the_failed_gate(registered, 
     assert "Traceback" not in bad.stderr
 
 
-def test_with_s3_down_a_cached_version_loads_and_an_uncached_one_fails_naming_the_uri(registered, server, s3,
-                                                                                         cache) -> None:
+def test_a_download_that_does_not_match_the_registry_is_refused_naming_the_file(registered, server, s3,
+                                                                                  tmp_path) -> None:
+    """The object in S3 is replaced behind the registry's back: the loader refuses it and keeps nothing."""
     from registry import Loader, RegistryError
 
-    stop(s3.proc)
+    entry = next(r for r in registered["first"] if r.variant_id == "ocr/pytesseract:lstm-fast")
+    model_id = _client(server).get_model_version(entry.name, entry.version).source.rsplit("/", 1)[-1]  # m-<id>
+    s3c = s3.client()
+    keys = [obj["Key"] for page in s3c.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for obj in page.get("Contents", []) if model_id in obj["Key"]]
+    target = next(k for k in keys if k.endswith("store/tessdata/lstm-fast/eng.traineddata"))
+    original = s3c.get_object(Bucket=BUCKET, Key=target)["Body"].read()
+    s3c.put_object(Bucket=BUCKET, Key=target, Body=original[:-16] + b"\x00" * 16)
+    try:
+        with pytest.raises(RegistryError, match=r"does not match the registry: .*tessdata/lstm-fast/eng.traineddata "
+                                                r"has sha256 .*the download was discarded"):
+            Loader(server.url, tmp_path).load("ocr", "pytesseract", version=entry.version)
+        assert not [p for p in tmp_path.rglob("eng.traineddata")]  # nothing unverified was kept
+    finally:
+        s3c.put_object(Bucket=BUCKET, Key=target, Body=original)
+    assert Loader(server.url, tmp_path).load("ocr", "pytesseract", version=entry.version).registered.origin == "download"
+
+
+def test_each_model_requires_every_distribution_it_imports(champions, server) -> None:
+    """A model served from its own requirements.txt must find everything it imports: load each step's
+    champion through MLflow's pyfunc loader in a fresh process, run its input example, and check that every
+    distribution it imports beyond what MLflow imports for any pyfunc model is required by the model,
+    directly or through a requirement's own dependencies."""
+    script = """
+import sys, importlib.metadata as md, re, tempfile
+import mlflow, pandas as pd
+from packaging.requirements import Requirement
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+local = mlflow.artifacts.download_artifacts(sys.argv[1])  # the tracking client's own imports happen here
+# What MLflow itself imports to save, load and run any pyfunc model (some of it only because it is installed)
+tmp = tempfile.mkdtemp()
+mlflow.pyfunc.save_model(f"{tmp}/echo", python_model=Echo(), input_example=pd.DataFrame([{"doc_id": "x"}]))
+mlflow.pyfunc.load_model(f"{tmp}/echo").predict(pd.DataFrame([{"doc_id": "x"}]))
+baseline = set(sys.modules)
+model = mlflow.pyfunc.load_model(local)
+example = model.input_example
+out = model.predict(example)
+assert out.loc[0, "error"] == "", out.loc[0, "error"]
+loaded = set(sys.modules) - baseline  # before asking MLflow for the requirements (that imports more)
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+required = [Requirement(r).name for r in open(f"{local}/requirements.txt").read().split() if r]
+seen, todo = set(), [norm(r) for r in required]
+while todo:
+    name = todo.pop()
+    if name in seen:
+        continue
+    seen.add(name)
+    try:
+        reqs = md.requires(name) or []
+    except md.PackageNotFoundError:
+        continue
+    for text in reqs:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            todo.append(norm(req.name))
+dists = md.packages_distributions()
+tops = {m.split(".")[0] for m in loaded} - set(sys.stdlib_module_names)
+imported = {norm(d) for t in tops for d in dists.get(t, [])} - {"cardflow", "pip", "setuptools"}
+print(" ".join(sorted(imported - seen)))
+"""
+    for step, entry in champions.items():
+        out = subprocess.run([sys.executable, "-c", script, f"models:/{entry.name}@champion"], capture_output=True,
+                             text=True, env=os.environ, timeout=300, cwd="/")
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.strip() == "", f"{step}: imported but not required: {out.stdout.strip()}"
+
+
+def test_register_names_a_step_that_does_not_exist(server) -> None:
+    out = subprocess.run([str(Path(sys.executable).parent / "cardflow"), "registry", "register", "--step", "ocrr"],
+                         capture_output=True, text=True, env=os.environ, timeout=120)
+    assert out.returncode == 2 and "parameter step: unknown step(s) ocrr" in out.stderr
+
+
+def test_with_s3_down_a_cached_version_loads_and_an_uncached_one_fails_naming_the_uri(registered, champions, server,
+                                                                                         s3, cache) -> None:
+    from registry import Loader, RegistryError
+
     loader = Loader(server.url, cache)
+    loader.load("ocr", "tesseract", alias="champion")  # cached while S3 is up
+    stop(s3.proc)
     assert loader.load("ocr", "tesseract", alias="champion").registered.origin == "cache"
     legacy = next(r.version for r in registered["first"] if r.variant_id == "ocr/tesseract:legacy")
     started = time.perf_counter()
@@ -377,11 +488,14 @@ def test_with_s3_down_a_cached_version_loads_and_an_uncached_one_fails_naming_th
     assert time.perf_counter() - started < 120
 
 
-def test_with_the_server_down_the_cached_copy_loads_with_a_warning(registered, server, cache, caplog) -> None:
+def test_with_the_server_down_the_cached_copy_loads_with_a_warning(champions, server, cache, caplog) -> None:
     from registry import Loader, RegistryError
 
-    stop(server.proc)
     loader = Loader(server.url, cache)
+    _client(server).set_registered_model_alias("cardflow.classify.tfidf-logreg", "champion",
+                                               champions["classify"].version)
+    loader.resolve("classify", "tfidf-logreg", alias="champion")  # resolved (and cached) while the server is up
+    stop(server.proc)
     with caplog.at_level(logging.WARNING, logger="registry.loader"):
         variant = loader.load("classify", "tfidf-logreg", alias="champion")
     assert variant.registered.origin.startswith("cache (offline")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from servers import S3_KEYS, start_mlflow, start_postgres, start_s3, stop
+
 from steps.modelstore import ModelStore
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_postgres_backed_registry_end_to_end(team_registry, trained_store: Model
 
     from corpus.loaders import load
     from registry import Loader
-    from registry.gates import GateSpec, Gatekeeper
+    from registry.gates import Gatekeeper, GateSpec
     from registry.register import register_all
     from steps.catalog import default_catalog
     from steps.records import ImageRecord
@@ -68,13 +68,18 @@ def test_postgres_backed_registry_end_to_end(team_registry, trained_store: Model
                       default, Loader(server.url, tmp_path / "cache"), corpus=corpus)
     promoted = gate.promote("cardflow.preprocess.channel", "1", "champion", user="dana")
     assert promoted.outcome == "promoted" and promoted.candidate.documents == 15
-    second = gate.promote("cardflow.preprocess.channel", "2", "champion", user="dana")
-    expected = "promoted" if second.candidate.accuracy >= second.holder.accuracy - 0.01 else "refused"
-    assert second.outcome == expected and second.holder.accuracy == pytest.approx(promoted.candidate.accuracy)
+    # The same corpus under a budget no preprocessing meets: version 2 is refused for latency, whatever its accuracy.
+    strict = Gatekeeper(server.url, GateSpec(**{**gate.spec.__dict__, "budgets_ms": {"preprocess": 0.001},
+                                                "accuracy_tolerance": 1.0 - 1e-9}),
+                        default, Loader(server.url, tmp_path / "cache"), corpus=corpus)
+    refused = strict.promote("cardflow.preprocess.channel", "2", "champion", user="dana")
+    assert refused.outcome == "refused" and refused.holder.reused
+    assert refused.failed == [f"preprocess p95 latency {refused.candidate.p95_ms:.0f} ms vs SLA budget 0 ms per "
+                              "document (batch 4)"]
 
     variant = Loader(server.url, tmp_path / "cache").load("preprocess", "channel", alias="champion")
-    holder = "2" if expected == "promoted" else "1"
-    assert variant.registered.version == holder
+    holder = "1"
+    assert variant.registered.version == holder and variant.id == "preprocess/channel:gray"
     docs = [d for d in corpus if d.distribution == "clean"][:2]
     images = [ImageRecord(d.doc_id, d.read_image()) for d in docs]
     local = catalog.get(variant.id).run(images)
