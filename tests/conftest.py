@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,15 +71,15 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path):
     return store
 
 
+_SESSION_EXPERIMENT_ID = os.environ.get("MLFLOW_EXPERIMENT_ID")
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_mlflow_experiment():
-    """`mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID (MLflow 3): a test calling the CLI in-process must
-    not hand its experiment id to a later test's `mlflow run` subprocess against another store."""
-    import os
-
-    before = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    """`mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID (MLflow 3): a test (or a module fixture) calling the
+    CLI in-process must not hand its experiment id to a later test's `mlflow run` against another store."""
     yield
-    if before is None:
+    if _SESSION_EXPERIMENT_ID is None:
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     else:
-        os.environ["MLFLOW_EXPERIMENT_ID"] = before
+        os.environ["MLFLOW_EXPERIMENT_ID"] = _SESSION_EXPERIMENT_ID

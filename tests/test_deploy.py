@@ -61,6 +61,7 @@ def test_the_server_image_pins_what_the_lock_file_pins() -> None:
     lock = _lock_pins()
     assert set(pins) == {"mlflow", "psycopg2-binary", "boto3"}
     assert all(lock[name] == version for name, version in pins.items())
+    assert "-c /tmp/requirements.lock" in dockerfile  # their dependencies at the lock's pins too
 
 
 @pytest.fixture(scope="module")
