@@ -244,6 +244,8 @@ def _gatekeeper(args: argparse.Namespace):
 
 
 def cmd_registry_register(args: argparse.Namespace) -> int:
+    import os
+
     from tqdm import tqdm
 
     from mlproject.tracking import tracking_uri
@@ -252,8 +254,6 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
     from steps.catalog import default_catalog
     from steps.modelstore import ModelStore
     from steps.spec import load_spec
-
-    import os
 
     # One line per version (below) says what happened; MLflow's per-file download bars would bury it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -278,7 +278,7 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
     def report(entry) -> None:
         done.append(entry)
         bar.update(1)
-        state = "new" if entry.new else "unchanged"
+        state = "new" if entry.new else "unchanged, links refreshed" if entry.refreshed else "unchanged"
         bar.write(f"  {entry.name} v{entry.version}  {entry.variant_id}  {state}  {entry.bytes / 1e6:.1f} MB  "
                   f"{entry.seconds:.1f} s")
 

@@ -95,6 +95,7 @@ class Registered:
     seconds: float
     eval_run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    refreshed: bool = False  # an existing version now links newer evaluation or profile runs
 
 
 def examples() -> dict[str, Any]:
@@ -205,13 +206,15 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
     name = model_name(variant.step, variant.model)
     fingerprint = variant.fingerprint()
     existing = find_version(client, name, fingerprint)
-    if existing is not None:
-        return Registered(variant.id, name, existing.version, fingerprint, False,
-                          int(existing.tags.get(TAG_BYTES, 0)), time.perf_counter() - started,
-                          existing.tags.get(TAG_EVAL_RUN))
-    _ensure_registered_model(client, name, variant)
     eval_run, eval_metrics = find_evaluation(client, variant, default)
     profile_run, profile_metrics = find_profile(client, variant)
+    if existing is not None:
+        refreshed = _refresh_links(client, existing, variant, eval_run, eval_metrics, profile_run, profile_metrics)
+        return Registered(variant.id, name, existing.version, fingerprint, False,
+                          int(existing.tags.get(TAG_BYTES, 0)), time.perf_counter() - started,
+                          eval_run or existing.tags.get(TAG_EVAL_RUN), refreshed=refreshed)
+    _ensure_registered_model(client, name, variant)
+    link_tags, description = _links(variant, eval_run, eval_metrics, profile_run, profile_metrics)
     eval_metrics = {**eval_metrics, **profile_metrics}
     with tempfile.TemporaryDirectory(prefix="cardflow-register-") as tmp:
         staged = Path(tmp) / "store"
@@ -250,19 +253,7 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
             version_tags = {TAG_VARIANT: variant.id, TAG_VERSION_NAME: variant.version, TAG_FINGERPRINT: fingerprint,
                             TAG_FILES: json.dumps(files, sort_keys=True), TAG_BYTES: str(size),
                             "cardflow.step": variant.step, "cardflow.implementation": variant.implementation}
-            if eval_run:
-                version_tags[TAG_EVAL_RUN] = eval_run
-            if profile_run:
-                version_tags[TAG_PROFILE_RUN] = profile_run
-            description = f"{variant.id}: {variant.description}"
-            if eval_metrics.get("accuracy") is not None:
-                description += (f"\n\nEvaluated in run {eval_run}: accuracy {eval_metrics['accuracy']:.1%}"
-                                + (f", {variant.step} p95 {eval_metrics[f'step.{variant.step}.latency_ms.p95']:.0f} ms"
-                                   if f"step.{variant.step}.latency_ms.p95" in eval_metrics else ""))
-            if profile_run:
-                description += (f"\n\nProfiled in run {profile_run}: p95 {profile_metrics.get('profile.latency_ms.p95', 0):.0f} ms"
-                                f" per document on {profile_metrics['profile.cores']:.0f} core(s) at batch "
-                                f"{profile_metrics['profile.batch_size']:.0f}")
+            version_tags.update(link_tags)
             version = client.create_model_version(name, info.model_uri, run_id=run_id, tags=version_tags,
                                                   model_id=info.model_id,
                                                   description=description)
@@ -273,6 +264,44 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
             raise
     return Registered(variant.id, name, version.version, fingerprint, True, size, time.perf_counter() - started,
                       eval_run, eval_metrics)
+
+
+def _links(variant: Variant, eval_run: str | None, eval_metrics: dict[str, float], profile_run: str | None,
+           profile_metrics: dict[str, float]) -> tuple[dict[str, str], str]:
+    """The version tags and description that point at the runs which measured the variant."""
+    tags = {}
+    description = f"{variant.id}: {variant.description}"
+    if eval_run:
+        tags[TAG_EVAL_RUN] = eval_run
+        step_p95 = eval_metrics.get(f"step.{variant.step}.latency_ms.p95")
+        description += (f"\n\nEvaluated in run {eval_run}: accuracy {eval_metrics.get('accuracy', 0):.1%}"
+                        + (f", {variant.step} p95 {step_p95:.0f} ms" if step_p95 is not None else ""))
+    if profile_run:
+        tags[TAG_PROFILE_RUN] = profile_run
+        description += (f"\n\nProfiled in run {profile_run}: p95 {profile_metrics.get('profile.latency_ms.p95', 0):.0f} ms"
+                        f" per document on {profile_metrics['profile.cores']:.0f} core(s) at batch "
+                        f"{profile_metrics['profile.batch_size']:.0f}")
+    return tags, description
+
+
+def _refresh_links(client, existing, variant: Variant, eval_run: str | None, eval_metrics: dict[str, float],
+                   profile_run: str | None, profile_metrics: dict[str, float]) -> bool:
+    """Point an existing version at newer evaluation/profile runs (a sweep or profile that ran after it was
+    registered): its tags, description, and the metrics on its registering run and logged model."""
+    from mlflow.entities import Metric
+
+    tags, description = _links(variant, eval_run, eval_metrics, profile_run, profile_metrics)
+    if all(existing.tags.get(k) == v for k, v in tags.items()):
+        return False
+    for key, value in tags.items():
+        client.set_model_version_tag(existing.name, existing.version, key, value)
+    client.update_model_version(existing.name, existing.version, description=description)
+    metrics = {**eval_metrics, **profile_metrics}
+    if existing.run_id and metrics:
+        stamp = int(time.time() * 1000)
+        model_id = (existing.source or "").rsplit("/", 1)[-1] if (existing.source or "").startswith("models:/m-") else None
+        client.log_batch(existing.run_id, metrics=[Metric(k, v, stamp, 0, model_id=model_id) for k, v in metrics.items()])
+    return True
 
 
 def _ensure_registered_model(client, name: str, variant: Variant) -> None:

@@ -156,6 +156,33 @@ def test_a_second_register_registers_nothing(registered, server) -> None:
                for m in client.search_registered_models()) == 33
 
 
+def test_a_sweep_after_registration_is_linked_by_the_next_register(registered, server, small_corpus) -> None:
+    """Evaluations that run after a version was registered: re-registering registers nothing new but points
+    the version at the newer run (tags, description, metrics)."""
+    import mlflow
+
+    from mlproject.cli import main
+    from registry.register import register_all
+
+    config = {**registered["default"], "ocr": "ocr/tesseract:lstm-fast"}
+    assert main(["run-config", "--corpus", str(small_corpus), "--distribution", "clean", "--workers", "1",
+                 *[arg for step, vid in config.items() for arg in (f"--{step}", vid)]]) == 0
+    run = next(r for r in mlflow.search_runs(experiment_names=["cardflow-sweep"], output_format="list")
+               if r.data.params.get("ocr") == "ocr/tesseract:lstm-fast")
+    catalog = registered["catalog"]
+    again = register_all(catalog, catalog.get("ocr/tesseract:lstm-fast").store, variant_ids=["ocr/tesseract:lstm-fast"],
+                         default=registered["default"])
+    assert [(r.new, r.refreshed) for r in again] == [(False, True)]
+    version = _client(server).get_model_version("cardflow.ocr.tesseract", again[0].version)
+    assert version.tags["cardflow.eval.run_id"] == run.info.run_id
+    assert f"Evaluated in run {run.info.run_id}: accuracy {run.data.metrics['accuracy']:.1%}" in version.description
+    metrics = _client(server).get_run(version.run_id).data.metrics
+    assert metrics["accuracy"] == pytest.approx(run.data.metrics["accuracy"])
+    once_more = register_all(catalog, catalog.get("ocr/tesseract:lstm-fast").store,
+                             variant_ids=["ocr/tesseract:lstm-fast"], default=registered["default"])
+    assert [(r.new, r.refreshed) for r in once_more] == [(False, False)]
+
+
 def test_a_version_carries_flavours_signature_requirements_and_checksums(registered, server, trained_store) -> None:
     import mlflow
 
@@ -205,8 +232,8 @@ def test_a_version_links_the_sweep_and_profile_runs_that_measured_it(registered,
     rows = versions(server.url, "cardflow.ocr.tesseract")
     row = next(r for r in rows if r["variant"] == registered["default"]["ocr"])
     assert row["accuracy"] == pytest.approx(eval_run.data.metrics["accuracy"])
-    others = [r for r in rows if r["variant"] != registered["default"]["ocr"]]
-    assert others and all(r["accuracy"] is None for r in others)  # nothing evaluated them
+    others = [r for r in rows if r["variant"] in ("ocr/tesseract:legacy", "ocr/tesseract:lstm-standard")]
+    assert len(others) == 2 and all(r["accuracy"] is None for r in others)  # nothing evaluated them
 
 
 def test_cli_list_shows_models_versions_aliases_and_metrics(registered, server) -> None:
