@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.loader import Loader
-from registry.register import TAG_FINGERPRINT, TAG_VARIANT, RegistryError, mlflow_errors, probe
+from registry.register import TAG_FINGERPRINT, TAG_VARIANT, RegistryError, client_for, mlflow_errors, probe
 from steps.base import STEPS
 
 EVAL_EXPERIMENT = "cardflow-registry-eval"
@@ -103,12 +103,6 @@ def current_user() -> str:
         return f"uid-{os.getuid()}"
 
 
-def _client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 def _experiment(client, name: str) -> str:
     found = client.get_experiment_by_name(name)
     return found.experiment_id if found else client.create_experiment(name)
@@ -131,7 +125,7 @@ class Gatekeeper:
         self.spec = spec
         self.default = default
         self.loader = loader or Loader(tracking_uri)
-        self.client = _client(tracking_uri)
+        self.client = client_for(tracking_uri)
         self._corpus = corpus
         self.workers = workers
 
@@ -311,7 +305,7 @@ def history(tracking_uri: str, *, name: str | None = None, alias: str | None = N
 
 
 def _history(tracking_uri: str, name: str | None, alias: str | None) -> list[dict[str, Any]]:
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     found = client.get_experiment_by_name(DECISION_EXPERIMENT)
     if found is None:
         return []

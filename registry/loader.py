@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from registry.package import STORE_ARTIFACT, build_variant, model_name
-from registry.register import TAG_FILES, TAG_FINGERPRINT, TAG_VARIANT, RegistryError, probe
+from registry.register import (
+    TAG_FILES,
+    TAG_FINGERPRINT,
+    TAG_VARIANT,
+    RegistryError,
+    client_for,
+    health_problem,
+)
 from steps.base import STEPS, StepError, Variant
 from steps.modelstore import sha256_file
 
@@ -108,10 +115,9 @@ def _quick_http() -> Any:
 
 def _probe(uri: str) -> None:
     """Raise Unreachable when an HTTP tracking server does not answer its health check."""
-    try:
-        probe(uri)
-    except RegistryError as exc:
-        raise Unreachable(str(exc).split(" (", 1)[-1].rstrip(")")) from exc
+    problem = health_problem(uri)
+    if problem is not None:
+        raise Unreachable(problem)
 
 
 def _read_json(path: Path) -> dict:
@@ -148,11 +154,6 @@ class Loader:
 
         self.tracking_uri = tracking_uri or default_uri()
         self.cache = (Path(cache_dir) if cache_dir else cache_root()) / server_key(self.tracking_uri)
-
-    def _client(self):
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def resolve(self, step: str, model: str, *, alias: str | None = None, version: str | int | None = None) -> Resolved:
         """The cached, verified folder of a version (downloading it when needed)."""
@@ -201,7 +202,7 @@ class Loader:
     def _model_version(self, name: str, alias: str | None, version: str | int | None):
         from mlflow.exceptions import MlflowException
 
-        client = self._client()
+        client = client_for(self.tracking_uri)
         try:
             if alias is not None:
                 return client.get_model_version_by_alias(name, alias)

@@ -53,21 +53,33 @@ class RegistryError(CardflowError):
     """The registry cannot do what was asked (unknown model or version, unreachable server, failed gate)."""
 
 
-def probe(uri: str) -> None:
-    """Fail at once, naming the URI, when an HTTP tracking server does not answer its health check."""
+def client_for(uri: str):
+    """An MLflow client whose tracking and registry are both `uri`."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def health_problem(uri: str) -> str | None:
+    """Why an HTTP tracking server does not answer its health check (None when it does, or is not HTTP)."""
     if not uri.startswith(("http://", "https://")):
-        return
+        return None
     import requests
 
     try:
         response = requests.get(uri.rstrip("/") + "/health", timeout=5)
     except requests.RequestException as exc:
         text = str(exc)
-        reason = ("connection refused" if "refused" in text else "timed out" if "timed out" in text.lower()
-                  else f"{type(exc).__name__}: {text[:200]}")
-        raise RegistryError(f"cannot reach the MLflow tracking server at {uri} ({reason})") from exc
-    if response.status_code >= 500:
-        raise RegistryError(f"the MLflow tracking server at {uri} is unhealthy (/health answered {response.status_code})")
+        return ("connection refused" if "refused" in text else "timed out" if "timed out" in text.lower()
+                else f"{type(exc).__name__}: {text[:200]}")
+    return f"/health answered {response.status_code}" if response.status_code >= 500 else None
+
+
+def probe(uri: str) -> None:
+    """Fail at once, naming the URI, when an HTTP tracking server does not answer its health check."""
+    problem = health_problem(uri)
+    if problem is not None:
+        raise RegistryError(f"cannot reach the MLflow tracking server at {uri} ({problem})")
 
 
 @contextlib.contextmanager
@@ -104,19 +116,18 @@ def examples() -> dict[str, Any]:
 
     from corpus.capture import DEFAULT_DISTRIBUTIONS
     from corpus.generate import make_document
-    from steps.records import Line, OcrResult, Word
+    from steps.ocr import line_of
+    from steps.records import OcrResult, Word
 
     image, record = make_document(seed=1, index=0, distribution="clean", distributions_file=DEFAULT_DISTRIBUTIONS)
     truth = record["truth"]
-    text_lines = truth["text_lines"]
     lines = []
-    for i, text in enumerate(text_lines):
-        y = 24 * i
-        words, x = [], 0
+    for i, text in enumerate(t for t in truth["text_lines"] if t.split()):
+        y, x, words = 24 * i, 0, []
         for word in text.split():
             words.append(Word(word, 95.0, (x, y, x + 12 * len(word), y + 20)))
             x += 12 * len(word) + 12
-        lines.append(Line(text, 95.0, (0, y, max(x, 1), y + 20), tuple(words)))
+        lines.append(line_of(words))
     ocr = OcrResult("example", tuple(lines), (1000, 24 * len(lines)))
     classification = {"l1": truth.get("l1"), "l1_scores": {truth.get("l1"): 1.0}, "l2": truth.get("l2"),
                       "l2_scores": {truth.get("l2"): 1.0}}
@@ -138,9 +149,10 @@ def find_version(client, name: str, fingerprint: str):
     return max(matches, key=lambda v: int(v.version)) if matches else None
 
 
-def _finished_runs(client, kind: str, condition: str) -> list:
-    """Finished runs of one CardFlow kind in any experiment, newest first."""
-    experiments = [e.experiment_id for e in client.search_experiments()]
+def _finished_runs(client, kind: str, condition: str, experiments: list[str] | None = None) -> list:
+    """Finished runs of one CardFlow kind in the given experiments (default: all), newest first."""
+    if experiments is None:
+        experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return []
     return client.search_runs(experiments, filter_string=f"tags.`cardflow.kind` = '{kind}' and {condition} and "
@@ -148,10 +160,11 @@ def _finished_runs(client, kind: str, condition: str) -> list:
                               max_results=2000, order_by=["attributes.start_time DESC"])
 
 
-def find_evaluation(client, variant: Variant, default: dict[str, str]) -> tuple[str | None, dict[str, float]]:
+def find_evaluation(client, variant: Variant, default: dict[str, str],
+                    experiments: list[str] | None = None) -> tuple[str | None, dict[str, float]]:
     """The sweep run that evaluated this variant: preferably the default configuration with only this step
     swapped, on the clean distribution; else the variant's most accurate clean run; else any."""
-    runs = _finished_runs(client, "config-run", f"params.{variant.step} = '{variant.id}'")
+    runs = _finished_runs(client, "config-run", f"params.{variant.step} = '{variant.id}'", experiments)
     if not runs:
         return None, {}
 
@@ -169,10 +182,10 @@ PROFILE_METRICS = ("latency_ms.p50", "latency_ms.p95", "throughput_docs_s", "cos
                    "cpu_utilisation")
 
 
-def find_profile(client, variant: Variant) -> tuple[str | None, dict[str, float]]:
+def find_profile(client, variant: Variant, experiments: list[str] | None = None) -> tuple[str | None, dict[str, float]]:
     """The latest profile cell of this variant at its smallest size (fewest cores, then smallest batch):
     its latency, throughput and cost per document, logged as `profile.<metric>`."""
-    runs = _finished_runs(client, "profile-cell", f"params.variant = '{variant.id}'")
+    runs = _finished_runs(client, "profile-cell", f"params.variant = '{variant.id}'", experiments)
     if not runs:
         return None, {}
     best = min(runs, key=lambda r: (int(r.data.params.get("cores", 1)), int(r.data.params.get("batch_size", 1)),
@@ -197,8 +210,10 @@ def check_trained(variants: Sequence[Variant]) -> None:
 
 
 def register_variant(client, variant: Variant, store: ModelStore, experiment_id: str, parent_id: str | None,
-                     example_rows: dict[str, Any], default: dict[str, str]) -> Registered:
-    """Log and register one variant unless a version with its fingerprint exists."""
+                     example_rows: dict[str, Any], default: dict[str, str],
+                     experiments: list[str] | None = None) -> Registered:
+    """Log and register one variant unless a version with its fingerprint exists (then refresh its links to
+    the runs that measured it, searched in `experiments`, default all)."""
     import mlflow
     from mlflow.models import Model
 
@@ -206,8 +221,8 @@ def register_variant(client, variant: Variant, store: ModelStore, experiment_id:
     name = model_name(variant.step, variant.model)
     fingerprint = variant.fingerprint()
     existing = find_version(client, name, fingerprint)
-    eval_run, eval_metrics = find_evaluation(client, variant, default)
-    profile_run, profile_metrics = find_profile(client, variant)
+    eval_run, eval_metrics = find_evaluation(client, variant, default, experiments)
+    profile_run, profile_metrics = find_profile(client, variant, experiments)
     if existing is not None:
         refreshed = _refresh_links(client, existing, variant, eval_run, eval_metrics, profile_run, profile_metrics)
         return Registered(variant.id, name, existing.version, fingerprint, False,
@@ -342,9 +357,11 @@ def register_all(catalog: Catalog, store: ModelStore, *, variant_ids: Sequence[s
     with mlflow_errors(uri):
         client, parent_id, experiment_id = experiment_context(EXPERIMENT)
         rows = examples()
+        # Where evaluations and profiles may be (listed once: the registering runs add no such runs).
+        experiments = [e.experiment_id for e in client.search_experiments()]
         out = []
         for variant in variants:
-            done = register_variant(client, variant, store, experiment_id, parent_id, rows, default or {})
+            done = register_variant(client, variant, store, experiment_id, parent_id, rows, default or {}, experiments)
             out.append(done)
             if on_done:
                 on_done(done)
@@ -360,9 +377,8 @@ def versions(tracking_uri: str, model: str | None = None) -> list[dict[str, Any]
 
 def _versions(tracking_uri: str, model: str | None) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = client_for(tracking_uri)
     names = sorted(m.name for m in client.search_registered_models(max_results=1000) if m.name.startswith("cardflow."))
     if model:
         names = [n for n in names if n == model or n.endswith(f".{model}")]

@@ -35,7 +35,7 @@ def _union(boxes: list[Box]) -> Box:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def _line(words: list[Word]) -> Line:
+def line_of(words: list[Word]) -> Line:
     return Line(" ".join(w.text for w in words), float(np.mean([w.confidence for w in words])),
                 _union([w.box for w in words]), tuple(words))
 
@@ -107,12 +107,12 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
             if text is None or box is None:
                 continue
             if word.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) and current:
-                lines.append(_line(current))
+                lines.append(line_of(current))
                 current = []
             x0, y0, x1, y1 = box
             current.append(Word(text.strip(), float(word.Confidence(level)), (x0 + dx, y0 + dy, x1 + dx, y1 + dy)))
         if current:
-            lines.append(_line(current))
+            lines.append(line_of(current))
         return [ln for ln in lines if ln.text.strip()]
 
     def process(self, item: ImageRecord) -> OcrResult:
@@ -183,7 +183,7 @@ class PyTesseractOcr(Variant[ImageRecord, OcrResult]):
             key = (data["block_num"][k], data["par_num"][k], data["line_num"][k])
             grouped.setdefault(key, []).append(Word(str(text).strip(), float(data["conf"][k]), box))
         height, width = item.image.shape[:2]
-        return OcrResult(item.doc_id, tuple(_line(words) for words in grouped.values()), (width, height))
+        return OcrResult(item.doc_id, tuple(line_of(words) for words in grouped.values()), (width, height))
 
 
 @dataclass(frozen=True)

@@ -116,9 +116,9 @@ def champions(registered, server) -> dict:
 
 
 def _client(server):
-    from mlflow.tracking import MlflowClient
+    from registry.register import client_for
 
-    return MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+    return client_for(server.url)
 
 
 def test_every_variant_is_registered_once_with_its_artifacts_in_s3(registered, server, s3) -> None:
