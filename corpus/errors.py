@@ -1,9 +1,7 @@
-"""Errors CardFlow raises on purpose. Every message names the file, field or parameter at fault."""
+"""The corpus layer's errors (categories and exit codes: common/errors.py)."""
+
+from common.errors import BadInput
 
 
-class CardflowError(Exception):
-    """Base of every error CardFlow raises on purpose; the CLI prints its message (no traceback)."""
-
-
-class CorpusError(CardflowError):
+class CorpusError(BadInput):
     """A corpus, label file or image cannot be used; the message names the file and, where known, the line."""

@@ -1,4 +1,5 @@
-"""ICAO Doc 9303 machine-readable zones: check digits, transliteration, TD1 and TD3 lines.
+"""ICAO Doc 9303 machine-readable zones as the generator writes them: TD1 and TD3 lines (check digits and
+transliteration: common/icao.py).
 
 The generator writes MRZs with this module; the tests verify them with an independent checker
 (the `mrz` package).
@@ -6,45 +7,11 @@ The generator writes MRZs with this module; the tests verify them with an indepe
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date
 
-FILLER = "<"
-_SPECIAL = {"ß": "SS", "Æ": "AE", "æ": "AE", "Ø": "OE", "ø": "OE", "Ł": "L", "ł": "L", "Đ": "D", "đ": "D",
-            "Þ": "TH", "þ": "TH", "Œ": "OE", "œ": "OE", "Ĳ": "IJ"}
+from common.icao import FILLER, MrzError, check_digit, transliterate
 
-
-def check_digit(field: str) -> str:
-    """ICAO 9303 check digit: weights 7, 3, 1 over digits, letters (A=10 … Z=35) and '<' (0)."""
-    total = 0
-    for position, char in enumerate(field):
-        if char.isdigit():
-            value = int(char)
-        elif "A" <= char <= "Z":
-            value = ord(char) - ord("A") + 10
-        elif char == FILLER:
-            value = 0
-        else:
-            raise ValueError(f"character {char!r} is not allowed in an MRZ field: {field!r}")
-        total += value * (7, 3, 1)[position % 3]
-    return str(total % 10)
-
-
-def transliterate(text: str) -> str:
-    """Latin text to MRZ characters: diacritics dropped, ß→SS etc., spaces/hyphens/apostrophes → '<'."""
-    out = []
-    for char in text.upper():
-        if char in _SPECIAL:
-            out.append(_SPECIAL[char].upper())
-            continue
-        base = unicodedata.normalize("NFKD", char)
-        base = "".join(c for c in base if not unicodedata.combining(c))
-        for c in base:
-            if "A" <= c <= "Z" or c.isdigit():
-                out.append(c)
-            elif c in " -'’.,":
-                out.append(FILLER)
-    return "".join(out)
+__all__ = ["FILLER", "check_digit", "name_field", "td1", "td3", "transliterate", "yymmdd"]
 
 
 def name_field(surname: str, given_names: str, width: int) -> str:
@@ -64,7 +31,7 @@ def yymmdd(day: date) -> str:
 def _pad(text: str, width: int) -> str:
     text = transliterate(text)
     if len(text) > width:
-        raise ValueError(f"{text!r} is longer than the {width}-character MRZ field")
+        raise MrzError(f"{text!r} is longer than the {width}-character MRZ field")
     return text.ljust(width, FILLER)
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from corpus.errors import CardflowError
+from common.errors import CardflowError
 
 log = logging.getLogger("cardflow")
 
@@ -250,8 +250,8 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
 
     from mlproject.tracking import tracking_uri
     from registry.register import register_all
-    from steps.base import StepError
     from steps.catalog import default_catalog
+    from steps.errors import StepError
     from steps.modelstore import ModelStore
     from steps.spec import load_spec
 
@@ -291,7 +291,8 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
 
 
 def _any_step(catalog, name: str) -> str:
-    from steps.base import STEPS, StepError
+    from steps.base import STEPS
+    from steps.errors import StepError
 
     for step in STEPS:
         try:

@@ -78,8 +78,8 @@ def demo(*, out: Path, n: int, seed: int, workers: int) -> None:
     the report. Reads configs/; writes data/, models/, mlflow.db + mlruns/, reports/<sweep>/."""
     from mlproject.sweep import build_request, print_summary, run_sweep
     from mlproject.train import train
-    from steps.base import StepError
     from steps.catalog import default_catalog
+    from steps.errors import StepError
     from steps.spec import load_spec
 
     started = time.perf_counter()

@@ -42,12 +42,13 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from corpus.errors import CardflowError
+from common.errors import BadInput
 from corpus.records import Corpus, DocumentRef
 from mlproject.sweep import SweepError, _positive, _split, resolve_corpus
 from mlproject.tracking import environment_params, experiment_context, log_finished_run, log_params
-from steps.base import STEPS, StepError
+from steps.base import STEPS
 from steps.catalog import Catalog, Configuration, default_catalog
+from steps.errors import StepError
 from steps.pipeline import _decode
 from steps.prefix import _timed, evaluate_batches
 from steps.records import ExtractInput, StepFailure
@@ -60,7 +61,7 @@ PRICES = Path(__file__).resolve().parent.parent / "configs" / "prices.yaml"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-class ProfileError(CardflowError):
+class ProfileError(BadInput):
     """A profile parameter is wrong; the message names it and lists the valid choices."""
 
 

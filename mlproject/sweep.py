@@ -28,8 +28,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from common.errors import BadInput
 from corpus.capture import get_preset
-from corpus.errors import CardflowError, CorpusError
+from corpus.errors import CorpusError
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from corpus.records import Corpus, DocumentRef
@@ -40,8 +41,9 @@ from mlproject.tracking import (
     log_params,
     tracking_uri,
 )
-from steps.base import STEPS, StepError
+from steps.base import STEPS
 from steps.catalog import Catalog, Configuration, default_catalog
+from steps.errors import StepError
 from steps.pipeline import DocumentOutcome
 from steps.prefix import Grid, evaluate_batches
 from steps.scoring import Summary, latency_metrics
@@ -52,7 +54,7 @@ EXPERIMENT = "cardflow-sweep"
 SCORING_VERSION = "1"  # bump when the assertions or metrics change meaning: finished runs are then redone
 
 
-class SweepError(CardflowError):
+class SweepError(BadInput):
     """A sweep parameter is wrong; the message names it and lists the valid choices."""
 
 

@@ -18,9 +18,9 @@ from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.ocrpool import ocr_documents
 from mlproject.tracking import environment_params, log_params, run_for
-from steps.base import StepError
 from steps.catalog import default_catalog
 from steps.classify import LEVELS, classification_text
+from steps.errors import StepError
 from steps.modelstore import ModelStore
 from steps.records import StepFailure
 from steps.spec import load_spec

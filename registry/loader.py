@@ -39,7 +39,8 @@ from registry.register import (
     client_for,
     health_problem,
 )
-from steps.base import STEPS, StepError, Variant
+from steps.base import STEPS, Variant
+from steps.errors import StepError
 from steps.modelstore import sha256_file
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
-from steps.base import StepError, Variant
+from steps.base import Variant
+from steps.errors import StepError
 from steps.modelstore import ModelStore, sha256_file
 from steps.records import Classification, ExtractInput, Extraction, ImageRecord, OcrResult, StepFailure
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CardflowError
+from common.errors import BadInput
 from registry.package import (
     CardflowFlavor,
     model_name,
@@ -32,8 +32,9 @@ from registry.package import (
     stage_store,
     variant_spec,
 )
-from steps.base import STEPS, StepError, Variant
+from steps.base import STEPS, Variant
 from steps.catalog import Catalog
+from steps.errors import StepError
 from steps.modelstore import ModelStore
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ TAG_PROFILE_RUN = "cardflow.profile.run_id"
 EVAL_METRICS = ("accuracy", "l1_accuracy", "l2_accuracy", "latency_ms.p95", "throughput_docs_s")
 
 
-class RegistryError(CardflowError):
+class RegistryError(BadInput):
     """The registry cannot do what was asked (unknown model or version, unreachable server, failed gate)."""
 
 

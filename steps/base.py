@@ -24,17 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from corpus.errors import CardflowError
+from steps.errors import StepError
+from steps.modelstore import sha256_file
 from steps.records import StepFailure
 
 STEPS = ("preprocess", "ocr", "classify", "extract")
 In = TypeVar("In")
 Out = TypeVar("Out")
 log = logging.getLogger(__name__)
-
-
-class StepError(CardflowError):
-    """A variant cannot be built or loaded (unknown id, missing model file, bad parameter)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +71,6 @@ class Variant(ABC, Generic[In, Out]):
 
     def fingerprint(self) -> str:
         """Identifies exactly what this variant computes: id, parameters, implementation, model file hashes."""
-        from steps.modelstore import sha256_file
-
         files = self.model_files()
         if not all(path.is_file() for path in files.values()):
             self.load()  # model files are fetched or made on first load: hash what will actually run

@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from steps.base import STEPS, StepError, Variant
+from steps.base import STEPS, Variant
+from steps.errors import StepError, UnknownVariant
 from steps.modelstore import ModelStore
 
 
@@ -65,13 +66,13 @@ class Catalog:
         if variant_id not in self._variants:
             step = variant_id.split("/", 1)[0]
             valid = self.ids(step) if step in STEPS else self.ids()
-            raise StepError(f"unknown variant {variant_id!r}; valid: {', '.join(valid)}")
+            raise UnknownVariant(f"unknown variant {variant_id!r}; valid: {', '.join(valid)}")
         return self._variants[variant_id]
 
     def resolve(self, step: str, name: str) -> str:
         """A full id from a full id, `model:version`, or a version that is unique within the step."""
         if step not in STEPS:
-            raise StepError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+            raise UnknownVariant(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
         name = name.strip()
         candidates = self.ids(step)
         if name in candidates:
@@ -82,7 +83,7 @@ class Catalog:
         if len(by_version) == 1:
             return by_version[0]
         hint = f" ({name!r} is ambiguous: {', '.join(by_version)})" if by_version else ""
-        raise StepError(f"unknown {step} variant {name!r}{hint}; valid: {', '.join(candidates)}")
+        raise UnknownVariant(f"unknown {step} variant {name!r}{hint}; valid: {', '.join(candidates)}")
 
     def configuration(self, choice: Mapping[str, str]) -> Configuration:
         """A validated configuration from {step: id or name}; every step is required."""

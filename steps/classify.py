@@ -18,7 +18,8 @@ import numpy as np
 
 from corpus.issuers import ISSUERS
 from corpus.records import L1_CLASSES
-from steps.base import StepError, Variant
+from steps.base import Variant
+from steps.errors import ModelNotTrained
 from steps.modelstore import ModelStore
 from steps.normalize import fold, normalise_text
 from steps.records import Classification, OcrResult
@@ -94,7 +95,7 @@ class OnnxTextClassifier(Variant[OcrResult, Classification]):
 
         rel = model_dir(self.params.family, self.params.level)
         if not (self.store.root / rel / "model.onnx").is_file():
-            raise StepError(f"{self.id}: no trained model at {self.store.root / rel}/model.onnx; "
+            raise ModelNotTrained(f"{self.id}: no trained model at {self.store.root / rel}/model.onnx; "
                             "train the classifiers first: `cardflow train`")
         model_path = self.store.path(f"{rel}/model.onnx")
         self.meta = json.loads(self.store.path(f"{rel}/meta.json").read_text())

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from steps.base import StepError
+from steps.errors import StepError
 
 MODELS_ENV = "CARDFLOW_MODELS"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -11,27 +11,15 @@ Field values are compared after `normalise_field`:
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import date, datetime
 
-_SPECIAL = {"ß": "SS", "Æ": "AE", "æ": "AE", "Ø": "OE", "ø": "OE", "Ł": "L", "ł": "L", "Đ": "D", "đ": "D",
-            "Þ": "TH", "þ": "TH", "Œ": "OE", "œ": "OE", "Ĳ": "IJ"}
+from common.text import fold
+
+__all__ = ["MONTHS", "fold", "mrz_date", "normalise_field", "normalise_text", "parse_date"]
 _NUMBER_FIELDS = {"document_number", "personal_number"}
 _DATE_FIELDS = {"date_of_birth", "date_of_expiry", "date_of_issue"}
 MONTHS = {m: k for k, m in enumerate(
     ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
-
-
-def fold(text: str) -> str:
-    """Upper case ASCII: diacritics dropped, special letters spelled out."""
-    out = []
-    for char in text:
-        if char in _SPECIAL:
-            out.append(_SPECIAL[char])
-            continue
-        decomposed = unicodedata.normalize("NFKD", char)
-        out.append("".join(c for c in decomposed if not unicodedata.combining(c)))
-    return "".join(out).upper()
 
 
 def normalise_field(name: str, value: str | None) -> str:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from steps.base import StepError, Variant
+from steps.base import Variant
+from steps.errors import StepError
 from steps.geometry import find_quad, warp_flat
 from steps.records import ImageRecord
 
@@ -82,7 +83,7 @@ class Recipe(Variant[ImageRecord, ImageRecord]):
         p: PreprocessParams = self.params
         image, applied = item.image, list(item.applied)
         if image.size == 0:
-            raise ValueError("empty image")
+            raise StepError(f"document {item.doc_id!r}: empty image")
         if p.rectify:
             image = warp_flat(image, find_quad(image))
             applied.append("rectify")

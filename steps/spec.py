@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
-from steps.base import STEPS, StepError
+from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
+from steps.errors import StepError
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
 

@@ -23,8 +23,8 @@ from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from steps.base import StepError
 from steps.classify import FAMILIES, LEVELS, model_dir
+from steps.errors import StepError
 from steps.modelstore import ModelStore
 
 

@@ -8,6 +8,7 @@ import pytest
 from mrz.checker.td1 import TD1CodeChecker
 from mrz.checker.td3 import TD3CodeChecker
 
+from common.icao import MrzError
 from corpus import mrz
 from corpus.generate import DEFAULT_DISTRIBUTIONS, make_document
 from corpus.issuers import ISSUERS
@@ -43,7 +44,7 @@ def test_transliteration_and_truncation() -> None:
     assert mrz.transliterate("Straße") == "STRASSE"
     field = mrz.name_field("Wolfeschlegelsteinhausenbergerdorff", "Hubert Blaine", 30)
     assert len(field) == 30 and field.startswith("WOLFESCHLEGELSTEINHAUSENBERGER")
-    with pytest.raises(ValueError, match="not allowed"):
+    with pytest.raises(MrzError, match="not allowed"):
         mrz.check_digit("ab")
 
 

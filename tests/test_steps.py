@@ -13,9 +13,10 @@ import pytest
 
 from corpus.loaders import load
 from corpus.records import DocumentRef, GroundTruth
-from steps.base import STEPS, StepError
+from steps.base import STEPS
 from steps.catalog import Catalog, default_catalog
 from steps.classify import OnnxTextClassifier, to_classification
+from steps.errors import StepError
 from steps.geometry import corner_error, find_quad
 from steps.modelstore import ModelStore
 from steps.pipeline import DocumentOutcome
