@@ -1,8 +1,9 @@
 """The one step contract every variant follows.
 
-A variant is one version of one model of one step: id `<step>/<model>:<version>`, typed parameters,
-`load()`, `run(batch)` on a batch of typed records, and `set_threads(n)`. Subclasses override
-`process` (one record) or, where the model really batches, `process_batch`.
+A variant is one version of one model of one step: id `<step>/<model>:<version>`, typed parameters (a
+frozen dataclass of the variant's own, `Variant[In, Out, Params]`), `load()`, `run(batch)` on a batch of
+typed records, and `set_threads(n)`. Subclasses override `process` (one record) or, where the model really
+batches, `process_batch`.
 
 How a variant uses n threads on a batch:
 - `batched` (the model takes a batch tensor, e.g. the ONNX classifiers): the whole batch in one call,
@@ -31,6 +32,7 @@ from steps.records import StepFailure
 STEPS = ("preprocess", "ocr", "classify", "extract")
 In = TypeVar("In")
 Out = TypeVar("Out")
+P = TypeVar("P")
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ class NoParams:
     """For variants without parameters."""
 
 
-class Variant(ABC, Generic[In, Out]):
+class Variant(ABC, Generic[In, Out, P]):
     """One version of one model of one step."""
 
     step: ClassVar[str]
@@ -49,9 +51,13 @@ class Variant(ABC, Generic[In, Out]):
     # Bump when the implementation changes what a variant outputs: part of every cache key.
     implementation: ClassVar[str] = "1"
 
-    def __init__(self, version: str, params: Any = None, description: str = "") -> None:
+    def __init__(self, version: str, params: P, description: str = "") -> None:
+        if not dataclasses.is_dataclass(params) or isinstance(params, type) or \
+                not type(params).__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise StepError(f"{self.step}/{self.model}:{version}: parameters must be a frozen dataclass, "
+                            f"got {type(params).__name__}")
         self.version = version
-        self.params = params if params is not None else NoParams()
+        self.params: P = params
         self.description = description
         self.threads = 1
         self._loaded = False
@@ -63,7 +69,7 @@ class Variant(ABC, Generic[In, Out]):
         return f"{self.step}/{self.model}:{self.version}"
 
     def params_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.params)
+        return dataclasses.asdict(self.params)  # type: ignore[call-overload]
 
     def model_files(self) -> dict[str, Path]:
         """Files the variant loads (name -> path); hashed into its fingerprint and registered with it."""

