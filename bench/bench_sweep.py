@@ -25,8 +25,7 @@ from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.sweep import build_request, compute_only, run_sweep
 from steps.catalog import default_catalog
-from steps.pipeline import Pipeline
-from steps.prefix import evaluate_batches
+from steps.runner import Pipeline, evaluate_batches
 
 
 def main() -> None:

@@ -206,7 +206,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from analysis.profile import load_profile, plan_table, recommendation
     from analysis.recommend import explain
     from mlproject.profile import ProfileError
-    from mlproject.tracking import tracking_uri
+    from tracking.edge import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     try:
@@ -232,10 +232,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 # --- registry -----------------------------------------------------------------------------------
 
 def _gatekeeper(args: argparse.Namespace):
-    from mlproject.tracking import tracking_uri
     from registry.gates import Gatekeeper, gate_spec
     from steps.catalog import default_catalog
     from steps.spec import load_spec
+    from tracking.edge import tracking_uri
 
     spec = load_spec(default_catalog())
     gate = gate_spec(spec.raw, spec.sla.steps_ms, spec.sla.batch_size, corpus=args.corpus, n=args.n,
@@ -248,12 +248,12 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from mlproject.tracking import tracking_uri
     from registry.register import register_all
     from steps.catalog import default_catalog
     from steps.errors import StepError
     from steps.modelstore import ModelStore
     from steps.spec import load_spec
+    from tracking.edge import tracking_uri
 
     # One line per version (below) says what happened; MLflow's per-file download bars would bury it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -303,8 +303,8 @@ def _any_step(catalog, name: str) -> str:
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
-    from mlproject.tracking import tracking_uri
     from registry.register import versions, versions_table
+    from tracking.edge import tracking_uri
 
     rows = versions(tracking_uri(), args.model)
     if args.json:
@@ -355,8 +355,8 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_history(args: argparse.Namespace) -> int:
-    from mlproject.tracking import tracking_uri
     from registry.gates import history, history_table
+    from tracking.edge import tracking_uri
 
     print(history_table(history(tracking_uri(), name=args.model, alias=args.alias)))
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
-from mlproject.tracking import attached_run, log_params
+from tracking.edge import attached_run, log_params
 
 log = logging.getLogger(__name__)
 

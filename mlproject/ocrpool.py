@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from corpus.records import DocumentRef
 from steps.catalog import default_catalog
-from steps.pipeline import _decode
 from steps.records import OcrResult, StepFailure
+from steps.runner import decode
 
 _WORKER: dict = {}
 
@@ -23,7 +23,7 @@ def _init(preprocess_id: str, ocr_id: str) -> None:
 
 
 def _ocr_chunk(docs: Sequence[DocumentRef]) -> list[OcrResult | StepFailure]:
-    return _WORKER["ocr"].run(_WORKER["pre"].run([_decode(doc) for doc in docs]))
+    return _WORKER["ocr"].run(_WORKER["pre"].run([decode(doc) for doc in docs]))
 
 
 def ocr_documents(docs: Sequence[DocumentRef], preprocess_id: str, ocr_id: str, workers: int,

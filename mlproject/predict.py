@@ -18,7 +18,7 @@ from corpus.imageio import IMAGE_SUFFIXES
 from corpus.loaders import load
 from corpus.records import DocumentRef
 from steps.catalog import Catalog, Configuration, default_catalog
-from steps.pipeline import Pipeline
+from steps.runner import Pipeline
 from steps.scoring import Summary
 from steps.spec import load_spec
 

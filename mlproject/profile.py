@@ -45,15 +45,14 @@ from tqdm import tqdm
 from common.errors import BadInput
 from corpus.records import Corpus, DocumentRef
 from mlproject.sweep import SweepError, _positive, _split, resolve_corpus
-from mlproject.tracking import environment_params, experiment_context, log_finished_run, log_params
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.errors import StepError
-from steps.pipeline import _decode
-from steps.prefix import _timed, evaluate_batches
-from steps.records import ExtractInput, StepFailure
+from steps.records import StepFailure
+from steps.runner import Pipeline, batched, evaluate_batches
 from steps.scoring import Summary
 from steps.spec import PipelineSpec, Sla, load_spec
+from tracking.edge import environment_params, experiment_context, log_finished_run, log_params
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "cardflow-profile"
@@ -196,26 +195,15 @@ class Staged:
 
 def stage(catalog: Catalog, base: Configuration, docs: list[DocumentRef], batch_size: int) -> Staged:
     """Run the default configuration batch by batch on one core, keeping each step's inputs."""
-    variants = {step: catalog.get(vid) for step, vid in base.as_dict().items()}
-    for variant in variants.values():
-        variant.set_threads(1)
-        variant.load()
+    pipeline = Pipeline(base, catalog, threads=1)
     staged = Staged({s: [] for s in STEPS}, {s: [] for s in STEPS})
-    for k in range(0, len(docs), batch_size):
-        batch = docs[k : k + batch_size]
-        t = time.perf_counter()
-        images = [_decode(d) for d in batch]
-        decode_ms = (time.perf_counter() - t) * 1000.0
-        pre, t_pre = _timed(variants["preprocess"], images)
-        ocr, t_ocr = _timed(variants["ocr"], pre)
-        cls, t_cls = _timed(variants["classify"], ocr)
-        ext_in = [o if isinstance(o, StepFailure) else (c if isinstance(c, StepFailure) else ExtractInput(o, c))
-                  for o, c in zip(ocr, cls, strict=True)]
-        _, t_ext = _timed(variants["extract"], ext_in)
-        for step, records, t_ms in (("preprocess", images, decode_ms + t_pre.wall_ms), ("ocr", pre, t_ocr.wall_ms),
-                                    ("classify", ocr, t_cls.wall_ms), ("extract", ext_in, t_ext.wall_ms)):
+    for batch in batched(docs, batch_size):
+        trace = pipeline.trace(batch)
+        latency = trace.latency_ms()
+        for step, records in (("preprocess", trace.images), ("ocr", trace.pre), ("classify", trace.ocr),
+                              ("extract", trace.extract_in)):
             staged.inputs[step] += [r for r in records if not isinstance(r, StepFailure)]
-            staged.step_ms[step] += [t_ms] * len(batch)
+            staged.step_ms[step] += [latency[step]] * len(batch)
     return staged
 
 

@@ -34,20 +34,19 @@ from corpus.errors import CorpusError
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from corpus.records import Corpus, DocumentRef
-from mlproject.tracking import (
+from steps.base import STEPS
+from steps.catalog import Catalog, Configuration, default_catalog
+from steps.errors import StepError
+from steps.runner import DocumentOutcome, Grid, evaluate_batches
+from steps.scoring import Summary, latency_metrics
+from steps.spec import PipelineSpec, Sla, load_spec
+from tracking.edge import (
     environment_params,
     experiment_context,
     log_finished_run,
     log_params,
     tracking_uri,
 )
-from steps.base import STEPS
-from steps.catalog import Catalog, Configuration, default_catalog
-from steps.errors import StepError
-from steps.pipeline import DocumentOutcome
-from steps.prefix import Grid, evaluate_batches
-from steps.scoring import Summary, latency_metrics
-from steps.spec import PipelineSpec, Sla, load_spec
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "cardflow-sweep"

@@ -17,7 +17,6 @@ from pathlib import Path
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.ocrpool import ocr_documents
-from mlproject.tracking import environment_params, log_params, run_for
 from steps.catalog import default_catalog
 from steps.classify import LEVELS, classification_text
 from steps.errors import StepError
@@ -25,6 +24,7 @@ from steps.modelstore import ModelStore
 from steps.records import StepFailure
 from steps.spec import load_spec
 from steps.training import fit
+from tracking.edge import environment_params, log_params, run_for
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.params import ParameterError
+from corpus.records import Corpus
+from corpus.resolve import resolve_corpus
+from registry.errors import RegistryError, RegistryNotFound
 from registry.loader import Loader
-from registry.register import TAG_FINGERPRINT, TAG_VARIANT, RegistryError, client_for, mlflow_errors, probe
+from registry.register import TAG_FINGERPRINT, TAG_VARIANT
 from steps.base import STEPS
+from steps.catalog import Catalog
+from steps.runner import Pipeline
+from steps.scoring import Summary, latency_metrics
+from steps.spec import Sla
+from tracking.edge import client_for, experiment_id, log_finished_run, mlflow_errors, probe
 
 EVAL_EXPERIMENT = "cardflow-registry-eval"
 DECISION_EXPERIMENT = "cardflow-registry-decisions"
@@ -103,11 +112,6 @@ def current_user() -> str:
         return f"uid-{os.getuid()}"
 
 
-def _experiment(client, name: str) -> str:
-    found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
-
-
 def split_name(name: str) -> tuple[str, str]:
     """(step, model) of `cardflow.<step>.<model>`."""
     parts = name.split(".", 2)
@@ -119,26 +123,25 @@ def split_name(name: str) -> tuple[str, str]:
 class Gatekeeper:
     """Evaluates versions and moves aliases for one tracking server."""
 
-    def __init__(self, tracking_uri: str, spec: GateSpec, default: dict[str, str], loader: Loader | None = None,
-                 corpus=None, workers: int = 2) -> None:
-        self.uri = tracking_uri
+    def __init__(self, uri: str, spec: GateSpec, default: dict[str, str], catalog: Catalog,
+                 loader: Loader | None = None, corpus: Corpus | None = None, workers: int = 2) -> None:
+        self.uri = uri
         self.spec = spec
         self.default = default
-        self.loader = loader or Loader(tracking_uri)
-        self.client = client_for(tracking_uri)
+        self.catalog = catalog
+        self.loader = loader or Loader(uri)
+        self.client = client_for(uri)
         self._corpus = corpus
         self.workers = workers
 
     @property
-    def corpus(self):
+    def corpus(self) -> Corpus:
         if self._corpus is None:
-            from mlproject.sweep import SweepError, resolve_corpus
-
             try:
                 self._corpus, _ = resolve_corpus(self.spec.corpus, (self.spec.distribution,),
                                                  (self.spec.distribution,), self.spec.n, self.spec.seed, self.workers)
-            except SweepError as exc:
-                raise RegistryError(str(exc)) from exc
+            except ParameterError as exc:
+                raise RegistryError(f"registry.gate: {exc}") from exc
         return self._corpus
 
     def _version(self, name: str, version: str):
@@ -147,7 +150,7 @@ class Gatekeeper:
         try:
             return self.client.get_model_version(name, str(version))
         except MlflowException as exc:
-            raise RegistryError(f"{name} has no version {version} at {self.uri} ({str(exc).splitlines()[0]})") from exc
+            raise RegistryNotFound(f"{name} has no version {version} at {self.uri} ({str(exc).splitlines()[0]})") from exc
 
     def holder(self, name: str, alias: str):
         from mlflow.exceptions import MlflowException
@@ -166,26 +169,19 @@ class Gatekeeper:
         others = {s: v for s, v in self.default.items() if s != step}
         key = hashlib.sha256(json.dumps([fingerprint, corpus.manifest_hash, self.spec.distribution, others,
                                          self.spec.batch_size], sort_keys=True).encode()).hexdigest()[:16]
-        experiment_id = _experiment(self.client, EVAL_EXPERIMENT)
-        found = self.client.search_runs([experiment_id], filter_string=f"tags.`cardflow.eval_key` = '{key}' and "
+        experiment = experiment_id(self.client, EVAL_EXPERIMENT)
+        found = self.client.search_runs([experiment], filter_string=f"tags.`cardflow.eval_key` = '{key}' and "
                                         "attributes.status = 'FINISHED'", max_results=1)
         if found:
             m = found[0].data.metrics
             return Evaluation(name, str(version), mv.tags.get(TAG_VARIANT, ""), found[0].info.run_id,
                               corpus.manifest_hash, self.spec.distribution, int(m["documents"]), m["accuracy"],
                               m[f"step.{step}.latency_ms.p95"], True)
-        return self._run_evaluation(name, mv, step, model, key, experiment_id)
+        return self._run_evaluation(name, mv, step, model, key, experiment)
 
-    def _run_evaluation(self, name: str, mv, step: str, model: str, key: str, experiment_id: str) -> Evaluation:
-        from mlproject.tracking import log_finished_run
-        from steps.catalog import Catalog, default_catalog
-        from steps.pipeline import Pipeline
-        from steps.scoring import Summary, latency_metrics
-        from steps.spec import Sla
-
+    def _run_evaluation(self, name: str, mv, step: str, model: str, key: str, experiment: str) -> Evaluation:
         variant = self.loader.load(step, model, version=mv.version)
-        catalog = default_catalog()
-        catalog = Catalog([variant if v.id == variant.id else v for v in catalog])
+        catalog = Catalog([variant if v.id == variant.id else v for v in self.catalog])
         config = catalog.configuration({**self.default, step: variant.id})
         docs = [d for d in self.corpus if d.distribution == self.spec.distribution]
         if not docs:
@@ -204,8 +200,8 @@ class Gatekeeper:
         params = {"model": name, "version": mv.version, "variant": variant.id, "configuration": config.id,
                   "corpus": str(self.corpus.root), "corpus_manifest_sha256": self.corpus.manifest_hash,
                   "distribution": self.spec.distribution, "documents": len(docs), "batch_size": self.spec.batch_size,
-                  "loaded_from": variant.registered.origin.split(" (")[0]}
-        run_id = log_finished_run(self.client, experiment_id, f"gate eval {name} v{mv.version} @ {self.spec.distribution}",
+                  "loaded_from": str(variant.registered.origin)}
+        run_id = log_finished_run(self.client, experiment, f"gate eval {name} v{mv.version} @ {self.spec.distribution}",
                                   tags, params, {k: float(v) for k, v in metrics.items() if v is not None})
         return Evaluation(name, str(mv.version), variant.id, run_id, self.corpus.manifest_hash, self.spec.distribution,
                           len(docs), metrics["accuracy"], p95, False)
@@ -254,8 +250,6 @@ class Gatekeeper:
         return decision
 
     def _record(self, d: Decision, who: str, forced_reason: str | None) -> None:
-        from mlproject.tracking import log_finished_run
-
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         summary = {"outcome": d.outcome, "alias": d.alias, "previous": d.previous, "by": who, "at": stamp,
                    "passed": d.reasons, "failed": d.failed}
@@ -276,8 +270,7 @@ class Gatekeeper:
             metrics.update({"candidate.accuracy": d.candidate.accuracy, "candidate.p95_ms": d.candidate.p95_ms})
         if d.holder:
             metrics.update({"holder.accuracy": d.holder.accuracy, "holder.p95_ms": d.holder.p95_ms})
-        experiment_id = _experiment(self.client, DECISION_EXPERIMENT)
-        d.run_id = log_finished_run(self.client, experiment_id, f"{d.outcome} {d.name}@{d.alias} v{d.version}",
+        d.run_id = log_finished_run(self.client, experiment_id(self.client, DECISION_EXPERIMENT), f"{d.outcome} {d.name}@{d.alias} v{d.version}",
                                     tags, params, metrics)
         self.client.set_model_version_tag(d.name, d.version, f"cardflow.{d.alias}.decision",
                                           json.dumps(summary))
@@ -297,15 +290,15 @@ class Gatekeeper:
         return None
 
 
-def history(tracking_uri: str, *, name: str | None = None, alias: str | None = None) -> list[dict[str, Any]]:
+def history(uri: str, *, name: str | None = None, alias: str | None = None) -> list[dict[str, Any]]:
     """Every recorded decision, oldest first."""
-    probe(tracking_uri)
-    with mlflow_errors(tracking_uri):
-        return _history(tracking_uri, name, alias)
+    probe(uri)
+    with mlflow_errors(uri):
+        return _history(uri, name, alias)
 
 
-def _history(tracking_uri: str, name: str | None, alias: str | None) -> list[dict[str, Any]]:
-    client = client_for(tracking_uri)
+def _history(uri: str, name: str | None, alias: str | None) -> list[dict[str, Any]]:
+    client = client_for(uri)
     found = client.get_experiment_by_name(DECISION_EXPERIMENT)
     if found is None:
         return []

@@ -17,6 +17,7 @@ is loaded with a warning saying so; without one, the error names the URI.
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import hashlib
 import json
@@ -28,20 +29,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from registry.errors import RegistryError, RegistryNotFound, RegistryUnavailable
 from registry.package import STORE_ARTIFACT, build_variant, model_name
-from registry.register import (
-    TAG_FILES,
-    TAG_FINGERPRINT,
-    TAG_VARIANT,
-    RegistryError,
-    client_for,
-    health_problem,
-)
+from registry.register import TAG_FILES, TAG_FINGERPRINT, TAG_VARIANT
 from steps.base import STEPS, Variant
 from steps.errors import StepError
 from steps.modelstore import sha256_file
+from tracking.edge import TrackingUnavailable, client_for, is_connection_error, probe, tracking_uri
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "CARDFLOW_REGISTRY_CACHE"
@@ -81,6 +76,14 @@ def _discard(entry: Path) -> None:
     shutil.rmtree(tomb, ignore_errors=True)
 
 
+class Origin(enum.StrEnum):
+    """Where a loaded version's files came from."""
+
+    DOWNLOAD = "download"  # fetched from the registry now (and verified)
+    CACHE = "cache"  # the verified cached copy, the registry confirming the version
+    OFFLINE_CACHE = "offline cache"  # the verified cached copy, the registry unreachable (`Resolved.offline_reason`)
+
+
 @dataclass
 class Resolved:
     """Which version a load used and where it came from."""
@@ -91,34 +94,14 @@ class Resolved:
     variant_id: str
     files: dict[str, str]  # store path -> sha256, as registered
     path: Path  # the cached model folder (an MLflow model: MLmodel, artifacts/...)
-    origin: str  # "download", "cache", or "cache (offline: …)"
+    origin: Origin
     alias: str | None = None
     seconds: float = 0.0
+    offline_reason: str | None = None  # why the registry was not asked (origin OFFLINE_CACHE)
 
-
-class Unreachable(Exception):
-    """The tracking server or its artifact store did not answer."""
-
-
-@contextlib.contextmanager
-def _quick_http() -> Any:
-    """Fail over to the cache in seconds, not minutes: few retries, short timeouts (unless the user set them)."""
-    limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-    added = {k: v for k, v in limits.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
-def _probe(uri: str) -> None:
-    """Raise Unreachable when an HTTP tracking server does not answer its health check."""
-    problem = health_problem(uri)
-    if problem is not None:
-        raise Unreachable(problem)
+    def describe(self) -> str:
+        """Where the version came from, in words."""
+        return f"{self.origin} ({self.offline_reason})" if self.offline_reason else str(self.origin)
 
 
 def _read_json(path: Path) -> dict:
@@ -150,30 +133,27 @@ def verify(model_dir: Path, files: dict[str, str]) -> str | None:
 class Loader:
     """Resolves, downloads, verifies and caches registered versions for one tracking URI."""
 
-    def __init__(self, tracking_uri: str | None = None, cache_dir: Path | None = None) -> None:
-        from mlproject.tracking import tracking_uri as default_uri
-
-        self.tracking_uri = tracking_uri or default_uri()
+    def __init__(self, uri: str | None = None, cache_dir: Path | None = None) -> None:
+        self.tracking_uri = uri or tracking_uri()
         self.cache = (Path(cache_dir) if cache_dir else cache_root()) / server_key(self.tracking_uri)
 
     def resolve(self, step: str, model: str, *, alias: str | None = None, version: str | int | None = None) -> Resolved:
         """The cached, verified folder of a version (downloading it when needed)."""
         if step not in STEPS:
-            raise RegistryError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+            raise RegistryNotFound(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
         if (alias is None) == (version is None):
             raise RegistryError("give exactly one of alias= and version=")
         name = model_name(step, model)
         started = time.perf_counter()
-        with _quick_http():
-            try:
-                _probe(self.tracking_uri)
-                mv = self._model_version(name, alias, version)
-            except Unreachable as exc:
-                found = self._offline(name, alias, version, f"the MLflow tracking server at {self.tracking_uri} "
-                                                            f"is unreachable ({exc})")
-                found.seconds = time.perf_counter() - started
-                return found
-            found = self._fetch(name, mv, alias)
+        try:
+            probe(self.tracking_uri)
+            mv = self._model_version(name, alias, version)
+        except TrackingUnavailable as exc:
+            found = self._offline(name, alias, version, f"the MLflow tracking server at {self.tracking_uri} "
+                                                        f"is unreachable ({exc})")
+            found.seconds = time.perf_counter() - started
+            return found
+        found = self._fetch(name, mv, alias)
         found.seconds = time.perf_counter() - started
         return found
 
@@ -209,11 +189,11 @@ class Loader:
                 return client.get_model_version_by_alias(name, alias)
             return client.get_model_version(name, str(version))
         except MlflowException as exc:
-            if _is_connection_error(exc):
-                raise Unreachable(str(exc).splitlines()[0]) from exc
-            raise RegistryError(self._not_found(client, name, alias, version, exc)) from exc
+            if is_connection_error(exc):
+                raise TrackingUnavailable(str(exc).splitlines()[0]) from exc
+            raise RegistryNotFound(self._not_found(client, name, alias, version, exc)) from exc
         except OSError as exc:
-            raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
+            raise TrackingUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def _not_found(self, client, name: str, alias: str | None, version, exc: Exception) -> str:
         from mlflow.exceptions import MlflowException
@@ -243,21 +223,21 @@ class Loader:
         folder = self.cache / name
         entry = folder / f"v{mv.version}-{fingerprint}"
         with _locked(folder):
-            origin = "cache"
+            origin = Origin.CACHE
             problem = verify(entry / "model", files) if (entry / "entry.json").is_file() else "not cached"
             if problem != "not cached" and problem is not None:
                 log.warning("cached copy of %s version %s is corrupt: %s; discarding it and downloading again",
                             name, mv.version, problem)
                 _discard(entry)
             if problem is not None:
-                origin = "download"
+                origin = Origin.DOWNLOAD
                 meta = {"name": name, "version": mv.version, "fingerprint": fingerprint, "variant": variant_id,
                         "files": files, "source": mv.source, "tracking_uri": self.tracking_uri,
                         "downloaded_at": time.time()}
                 try:
                     self._download(name, mv.version, files, entry, meta)
-                except Unreachable as exc:
-                    raise RegistryError(f"cannot download {name} version {mv.version} from {self.tracking_uri} ({exc}) "
+                except TrackingUnavailable as exc:
+                    raise RegistryUnavailable(f"cannot download {name} version {mv.version} from {self.tracking_uri} ({exc}) "
                                         f"and there is no cached copy in {entry}") from exc
             if alias is not None:
                 aliases = _read_json(folder / "aliases.json")
@@ -277,7 +257,7 @@ class Loader:
                 mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "model"),
                                                     tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             except (MlflowException, OSError) as exc:
-                raise Unreachable(str(exc).splitlines()[0][:300]) from exc
+                raise TrackingUnavailable(str(exc).splitlines()[0][:300]) from exc
             problem = verify(tmp / "model", files)
             if problem is not None:
                 raise RegistryError(f"downloaded {name} version {version} does not match the registry: {problem} "
@@ -296,7 +276,7 @@ class Loader:
         if alias is not None:
             known = _read_json(folder / "aliases.json").get(alias)
             if not known:
-                raise RegistryError(f"{why}, and the cache {folder} has no copy of {name}@{alias}")
+                raise RegistryUnavailable(f"{why}, and the cache {folder} has no copy of {name}@{alias}")
             version, fingerprint = known["version"], known.get("fingerprint")
             as_of = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(known["resolved_at"]))
             label = f"{name}@{alias} (version {version} when last resolved, {as_of})"
@@ -315,16 +295,11 @@ class Loader:
                     continue
                 log.warning("%s; loading the verified cached copy of %s from %s", why, label, entry)
                 return Resolved(name, str(version), meta["fingerprint"], meta["variant"], meta["files"],
-                                entry / "model", f"cache (offline: {why})", alias)
-        raise RegistryError(f"{why}, and the cache {folder} has no verified copy of {label}")
-
-
-def _is_connection_error(exc: Exception) -> bool:
-    text = str(exc)
-    return any(s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError", "Read timed out"))
+                                entry / "model", Origin.OFFLINE_CACHE, alias, offline_reason=why)
+        raise RegistryUnavailable(f"{why}, and the cache {folder} has no verified copy of {label}")
 
 
 def load(step: str, model: str, *, alias: str | None = None, version: str | int | None = None,
-         tracking_uri: str | None = None, cache_dir: Path | None = None, threads: int = 1) -> Variant:
+         uri: str | None = None, cache_dir: Path | None = None, threads: int = 1) -> Variant:
     """A ready variant of a registered version (see the module docstring)."""
-    return Loader(tracking_uri, cache_dir).load(step, model, alias=alias, version=version, threads=threads)
+    return Loader(uri, cache_dir).load(step, model, alias=alias, version=version, threads=threads)

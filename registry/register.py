@@ -12,17 +12,18 @@ and cost per document at its smallest size (`profile.*`, link `cardflow.profile.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.errors import BadInput
+from corpus.capture import DEFAULT_DISTRIBUTIONS
+from corpus.generate import make_document
+from registry.errors import RegistryError
 from registry.package import (
     CardflowFlavor,
     model_name,
@@ -36,6 +37,9 @@ from steps.base import STEPS, Variant
 from steps.catalog import Catalog
 from steps.errors import StepError
 from steps.modelstore import ModelStore
+from steps.ocr import line_of
+from steps.records import OcrResult, Word
+from tracking.edge import client_for, experiment_context, mlflow_errors, probe, tracking_uri
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "cardflow-registry"
@@ -48,53 +52,6 @@ TAG_EVAL_RUN = "cardflow.eval.run_id"
 TAG_PROFILE_RUN = "cardflow.profile.run_id"
 # Metrics copied from the evaluating sweep run onto the registered version's logged model.
 EVAL_METRICS = ("accuracy", "l1_accuracy", "l2_accuracy", "latency_ms.p95", "throughput_docs_s")
-
-
-class RegistryError(BadInput):
-    """The registry cannot do what was asked (unknown model or version, unreachable server, failed gate)."""
-
-
-def client_for(uri: str):
-    """An MLflow client whose tracking and registry are both `uri`."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def health_problem(uri: str) -> str | None:
-    """Why an HTTP tracking server does not answer its health check (None when it does, or is not HTTP)."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    import requests
-
-    try:
-        response = requests.get(uri.rstrip("/") + "/health", timeout=5)
-    except requests.RequestException as exc:
-        text = str(exc)
-        return ("connection refused" if "refused" in text else "timed out" if "timed out" in text.lower()
-                else f"{type(exc).__name__}: {text[:200]}")
-    return f"/health answered {response.status_code}" if response.status_code >= 500 else None
-
-
-def probe(uri: str) -> None:
-    """Fail at once, naming the URI, when an HTTP tracking server does not answer its health check."""
-    problem = health_problem(uri)
-    if problem is not None:
-        raise RegistryError(f"cannot reach the MLflow tracking server at {uri} ({problem})")
-
-
-@contextlib.contextmanager
-def mlflow_errors(uri: str) -> Iterator[None]:
-    """MLflow and HTTP failures as one-line RegistryErrors naming the tracking URI."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except MlflowException as exc:
-        raise RegistryError(f"MLflow at {uri}: {str(exc).splitlines()[0][:500]}") from exc
-    except requests.RequestException as exc:
-        raise RegistryError(f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__})") from exc
 
 
 @dataclass
@@ -114,11 +71,6 @@ class Registered:
 def examples() -> dict[str, Any]:
     """One input row per step, made from a generated document (the same one every time)."""
     import pandas as pd
-
-    from corpus.capture import DEFAULT_DISTRIBUTIONS
-    from corpus.generate import make_document
-    from steps.ocr import line_of
-    from steps.records import OcrResult, Word
 
     image, record = make_document(seed=1, index=0, distribution="clean", distributions_file=DEFAULT_DISTRIBUTIONS)
     truth = record["truth"]
@@ -347,8 +299,6 @@ def register_all(catalog: Catalog, store: ModelStore, *, variant_ids: Sequence[s
                  default: dict[str, str] | None = None,
                  on_done: Callable[[Registered], None] | None = None) -> list[Registered]:
     """Register the chosen variants (all by default); returns one entry per variant, new or unchanged."""
-    from mlproject.tracking import experiment_context, tracking_uri
-
     variants = list(catalog) if variant_ids is None else [catalog.get(vid) for vid in variant_ids]
     if not variants:
         raise RegistryError("no variant selected to register (check --variants and --step)")

@@ -111,11 +111,11 @@ def test_a_worker_allowed_one_core_never_runs_on_two(small_corpus: Path, tmp_pat
     """Tesseract asked to spread a batch of 4 over 2 threads but allowed 1 CPU: its affinity stays that CPU and
     it never uses more than one core's worth of CPU time; allowed 2 CPUs, the same cell uses more than one."""
     from corpus.loaders import load
-    from steps.pipeline import _decode
+    from steps.runner import decode
 
     available = sorted(os.sched_getaffinity(0))
     assert len(available) >= 2, "this test needs a machine with 2 cores"
-    images = [_decode(d) for d in list(load(small_corpus))[:4]]
+    images = [decode(d) for d in list(load(small_corpus))[:4]]
     one = _run_worker(tmp_path, images, "ocr/tesseract:lstm-fast", threads=2, cpus=[available[0]], batch=4)
     assert one["affinity"] == [available[0]]
     assert one["cpu_s"] / one["wall_s"] <= 1.05

@@ -19,10 +19,10 @@ from steps.classify import OnnxTextClassifier, to_classification
 from steps.errors import StepError
 from steps.geometry import corner_error, find_quad
 from steps.modelstore import ModelStore
-from steps.pipeline import DocumentOutcome
 from steps.preprocess import PreprocessParams, Recipe
 from steps.preprocess import variants as preprocess_variants
 from steps.records import Classification, Extraction, ImageRecord, StepFailure
+from steps.runner import DocumentOutcome
 from steps.scoring import Summary, document_assertions
 from steps.training import fit
 from tests.conftest import ROOT
@@ -205,7 +205,7 @@ def test_rectification_finds_the_card_in_phone_shots(small_corpus: Path) -> None
 @pytest.mark.slow
 def test_a_corrupt_image_is_a_recorded_failure_and_the_batch_goes_on(small_corpus: Path, tmp_path: Path,
                                                                      catalog: Catalog) -> None:
-    from steps.pipeline import Pipeline
+    from steps.runner import Pipeline
 
     good = next(d for d in load(small_corpus) if d.distribution == "clean")
     broken = tmp_path / "broken.jpg"
@@ -224,7 +224,7 @@ def test_a_corrupt_image_is_a_recorded_failure_and_the_batch_goes_on(small_corpu
 def test_every_variant_runs_on_a_small_corpus(small_corpus: Path, trained_store: ModelStore) -> None:
     """Each variant, with the default variants around it, on one clean document of each type: no failure,
     and sensible output (OCR finds the document number among its words for Tesseract/RapidOCR)."""
-    from steps.pipeline import Pipeline
+    from steps.runner import Pipeline
     from steps.spec import load_spec
 
     catalog = default_catalog(trained_store)

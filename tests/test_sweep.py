@@ -23,7 +23,7 @@ from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from steps.catalog import Configuration, default_catalog
 from steps.modelstore import ModelStore
-from steps.prefix import evaluate_batch
+from steps.runner import evaluate_batch
 from tests.conftest import ROOT, run_notebook
 
 GRID = {"preprocess": "channel:gray,channel:red", "ocr": "tesseract:lstm-fast",
