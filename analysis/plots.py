@@ -1,4 +1,6 @@
-"""Plots shared by runs and reports (matplotlib, Agg backend: no screen needed)."""
+"""Plots shared by runs and reports. Figures are made with matplotlib's object API (`figure()` below), never
+pyplot: no backend is chosen for the process and no screen is needed — importing this module changes nothing
+process-wide."""
 
 from __future__ import annotations
 
@@ -6,11 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+
+def figure(figsize: tuple[float, float], rows: int = 1, cols: int = 1, squeeze: bool = True) -> tuple[Figure, object]:
+    """A figure and its axes, drawn with the Agg renderer when saved (like pyplot.subplots, without pyplot)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=squeeze)
 
 
 def confusion_png(truth: Sequence[str], predicted: Sequence[str], path: Path, title: str = "") -> Path:
@@ -65,8 +71,8 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def accuracy_vs_latency_png(df: pd.DataFrame, sla_ms: float, path: Path) -> Path:
     """Accuracy vs p95 end-to-end latency per (configuration, distribution); Pareto front per distribution; SLA line."""
-    fig, ax = plt.subplots(figsize=(9, 6))
-    colours = plt.get_cmap("tab10")
+    fig, ax = figure((9, 6))
+    colours = matplotlib.colormaps["tab10"]
     for k, (dist, part) in enumerate(df.groupby("distribution", sort=False)):
         ax.scatter(part["latency_p95"], part["accuracy"] * 100, s=18, alpha=0.55, color=colours(k % 10), label=dist)
         front = pareto_front(part, "latency_p95", "accuracy")
@@ -79,14 +85,13 @@ def accuracy_vs_latency_png(df: pd.DataFrame, sla_ms: float, path: Path) -> Path
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def heatmap_png(pivot: pd.DataFrame, path: Path, title: str) -> Path:
     """Configuration × distribution heat map of accuracy (%), annotated."""
     values = pivot.to_numpy(dtype=float) * 100
-    fig, ax = plt.subplots(figsize=(2.2 + 1.1 * pivot.shape[1], 1.5 + 0.28 * pivot.shape[0]))
+    fig, ax = figure((2.2 + 1.1 * pivot.shape[1], 1.5 + 0.28 * pivot.shape[0]))
     image = ax.imshow(values, cmap="RdYlGn", vmin=max(0, np.nanmin(values) - 5), vmax=100, aspect="auto")
     ax.set_xticks(range(pivot.shape[1]), pivot.columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(pivot.shape[0]), pivot.index, fontsize=6)
@@ -97,7 +102,6 @@ def heatmap_png(pivot: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -109,7 +113,7 @@ def step_breakdown_png(bars: dict[str, dict[str, float]], path: Path, title: str
     each bar is annotated with its most expensive step."""
     steps = [s for s in STEP_COLOURS if any(s in b for b in bars.values())]
     labels = list(bars)
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.55 * len(labels)))
+    fig, ax = figure((9, 0.9 + 0.55 * len(labels)))
     left = np.zeros(len(labels))
     for step in steps:
         values = np.array([bars[label].get(step, 0.0) for label in labels])
@@ -127,5 +131,4 @@ def step_breakdown_png(bars: dict[str, dict[str, float]], path: Path, title: str
     ax.legend(fontsize=7, ncol=len(steps), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -26,6 +26,7 @@ from corpus.loaders import load
 from mlproject.sweep import build_request, compute_only, run_sweep
 from steps.catalog import default_catalog
 from steps.runner import Pipeline, evaluate_batches
+from steps.spec import load_spec
 
 
 def main() -> None:
@@ -37,6 +38,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cardflow-bench-sweep-"))
     corpus = tmp / "corpus"
     generate(GenerateSpec(corpus, args.n, 3, tuple(args.distributions.split(","))), workers=args.workers, progress=False)
+    catalog = default_catalog()
+    spec = load_spec(catalog)
     timings = {}
     results = {}
     cpu = {}
@@ -46,13 +49,13 @@ def main() -> None:
         from mlflow.tracking import MlflowClient
 
         MlflowClient().search_experiments()
-        request = build_request(corpus=corpus, distributions=None, workers=args.workers, reuse=reuse,
-                                name=f"bench-{mode}", report_root=tmp / "reports")
+        request = build_request(catalog=catalog, spec=spec, corpus=corpus, distributions=None, workers=args.workers,
+                                reuse=reuse, name=f"bench-{mode}", report_root=tmp / "reports")
         started, cpu_started = time.perf_counter(), time.process_time()
         if mode == "floor":
-            floor_wall, unique_s = compute_only(request)
+            floor_wall, unique_s = compute_only(request, catalog)
         else:
-            results[mode] = run_sweep(request, progress=False, write_report=False)
+            results[mode] = run_sweep(request, catalog, progress=False, write_report=False)
         timings[mode] = time.perf_counter() - started
         cpu[mode] = time.process_time() - cpu_started
     reuse = results["reuse"]
@@ -72,7 +75,6 @@ def main() -> None:
     # see the same conditions: each configuration's latency as the reusing evaluator attributes it (the
     # whole tree under its preprocessing variant, as the sweep runs it) and as the plain pipeline runner
     # measures it alone, alternated (reuse, plain, plain, reuse) to cancel drift.
-    catalog = default_catalog()
     picks = [request.configurations[k] for k in (0, configs // 2, configs - 1)]
     docs = list(load(corpus))
     print("  reuse honesty (mean end-to-end ms per document; serial, same process, same batches):")

@@ -22,14 +22,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     catalog = default_catalog()
-    default = load_spec(catalog).default
+    spec = load_spec(catalog)
+    default = spec.default
     rows = []
     for step in STEPS:
         grid = {s: getattr(default, s) for s in STEPS}
         grid[step] = ",".join(catalog.ids(step))
-        request = build_request(corpus=args.corpus, distributions=None, workers=args.workers,
-                                name=f"variants-{step}", **grid)
-        result = run_sweep(request, write_report=False)
+        request = build_request(catalog=catalog, spec=spec, corpus=args.corpus, distributions=None,
+                                workers=args.workers, name=f"variants-{step}", **grid)
+        result = run_sweep(request, catalog, write_report=False)
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient()

@@ -1,14 +1,31 @@
-"""What the CLI and the MLproject entry points call: one function per command."""
+"""What the CLI and the MLproject entry points call: one function per command (corpus, variants, train,
+predict, sweep, run-config, recommend, demo). Each prints what the user asked for and returns the exit
+status; the registry's commands are in mlproject/registry_commands.py, the profile's in mlproject/profile.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from tabulate import tabulate
+
+from analysis.profile import load_profile, plan_table, recommendation
+from analysis.recommend import explain
+from common.params import ParameterError
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
-from tracking.edge import attached_run, log_params
+from corpus.sheet import contact_sheet
+from corpus.stats import image_stats
+from mlproject.context import Context
+from mlproject.predict import predict
+from mlproject.profile import build_profile_request, print_profile_summary, run_profile
+from mlproject.sweep import breakdown_text, build_request, print_summary, run_sweep
+from mlproject.train import ensure_trained, train
+from tracking.edge import attached_run, client_for, log_params, mlflow_errors, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +47,6 @@ def generate_corpus(*, out: Path, n: int, seed: int, distributions: tuple[str, .
         if run is not None:
             import mlflow
 
-            from corpus.sheet import contact_sheet
-
             log_params({"n": n, "seed": seed, "distributions": ",".join(spec.distributions),
                                "workers": workers, "generator_version": manifest["generator_version"],
                                "corpus_manifest_sha256": manifest["manifest_sha256"],
@@ -46,10 +61,6 @@ def generate_corpus(*, out: Path, n: int, seed: int, distributions: tuple[str, .
 
 def corpus_stats_table(path: Path, sample: int = 20) -> str:
     """Mean image statistics per distribution, on up to `sample` documents of each."""
-    from tabulate import tabulate
-
-    from corpus.stats import image_stats
-
     corpus = load(path)
     rows = []
     for dist in corpus.distributions:
@@ -72,28 +83,94 @@ def corpus_info(path: Path, verify: bool = False) -> str:
     return "\n".join(lines)
 
 
-def demo(*, out: Path, n: int, seed: int, workers: int) -> None:
+def show_corpus(corpus: Path, out: Path, per_row: int, thumb_height: int) -> Path:
+    return contact_sheet(load(corpus), out, per_row=per_row, thumb_height=thumb_height)
+
+
+def variants_listing(ctx: Context, step: str | None, as_json: bool) -> str:
+    rows = [r for r in ctx.catalog.describe() if not step or r["step"] == step]
+    if as_json:
+        return json.dumps(rows, indent=2)
+    table = [[r["id"], r["step"], r["model"], r["version"],
+              ", ".join(f"{k}={v}" for k, v in r["params"].items()), r["description"]] for r in rows]
+    return tabulate(table, headers=["id", "step", "model", "version", "params", "description"],
+                    maxcolwidths=[None] * 4 + [40, 50])
+
+
+def train_classifiers(ctx: Context, *, corpus: Path | None, preprocess: str | None, ocr: str | None,
+                      families: tuple[str, ...] | None, workers: int) -> str:
+    report = train(ctx.catalog, ctx.store, corpus=corpus, preprocess=preprocess, ocr=ocr, families=families,
+                   workers=workers, spec=ctx.spec)
+    rows = [[name, m["holdout_accuracy"], m["holdout_macro_f1"], m["onnx_sklearn_agreement"], int(m["train_documents"])]
+            for name, m in report.items()]
+    return tabulate(rows, headers=["classifier", "holdout acc", "macro F1", "onnx = sklearn", "docs"], floatfmt=".3f")
+
+
+def predict_documents(ctx: Context, paths: Sequence[Path], out: Path, config: str | None, batch_size: int) -> str:
+    summary = predict(ctx.catalog, ctx.spec, paths, out, config=config, batch_size=batch_size)
+    line = f"{summary.documents} documents, {summary.failures} failed, predictions in {out}"
+    if summary.evaluated:
+        line += f"; accuracy {summary.passed}/{summary.evaluated} assertions = {summary.accuracy:.1%}"
+    return line
+
+
+def sweep(ctx: Context, **params: Any) -> int:
+    """A grid × distributions as MLflow runs and a report (parameters: mlproject.sweep.build_request's)."""
+    result = run_sweep(build_request(catalog=ctx.catalog, spec=ctx.spec, **params), ctx.catalog)
+    print_summary(result)
+    return 0
+
+
+def run_config(ctx: Context, **params: Any) -> int:
+    """One configuration (the spec's default for every step not given) on one distribution → one run."""
+    request = build_request(catalog=ctx.catalog, spec=ctx.spec, single=True, **params)
+    result = run_sweep(request, ctx.catalog, write_report=False)
+    (config_id, dist), run_id = next(iter(result.runs.items()))
+    print(f"run {run_id}: {config_id} @ {dist} ({'already finished: reused' if result.skipped else 'logged'})")
+    metrics = client_for().get_run(run_id).data.metrics
+    print(f"accuracy {metrics.get('accuracy', 0) * 100:.1f}%, latency p95 {metrics.get('latency_ms.p95', 0):.0f} ms "
+          f"per document; per step (artifact step_breakdown.png):\n{breakdown_text(metrics)}")
+    return 0
+
+
+def recommend(profile: str, *, load: float | None, sla_ms: float | None, budgets: Sequence[str] | None) -> int:
+    """The recommender again on a finished profile, for another SLA or load; exit 3 when nothing is feasible."""
+    uri = tracking_uri()
+    with mlflow_errors(uri, f"profile run {profile!r}"):
+        data = load_profile(profile, client_for(uri))
+    step_budgets = dict(data.manifest["sla"]["steps_ms"])
+    for item in budgets or ():
+        step, _, value = item.partition("=")
+        if step not in step_budgets or not value:
+            raise ParameterError(f"parameter budget: expected STEP=MS with STEP one of {', '.join(step_budgets)}, "
+                                 f"got {item!r}")
+        step_budgets[step] = float(value)
+    end_to_end = float(sla_ms) if sla_ms else data.manifest["sla"]["end_to_end_ms"]
+    rec = recommendation(data, load=load, end_to_end_ms=end_to_end, step_budgets_ms=step_budgets)
+    print(explain(rec, end_to_end_ms=end_to_end, price_per_core_hour=data.manifest["prices"]["price_per_core_hour"],
+                  currency=data.manifest["prices"]["currency"]))
+    if rec.best:
+        print()
+        print(plan_table(rec).to_string(index=False))
+    return 0 if rec.best else 3
+
+
+def profile(ctx: Context, **params: Any) -> int:
+    """Step variants × cores × batch sizes, and the recommendation (parameters: build_profile_request's)."""
+    request = build_profile_request(catalog=ctx.catalog, spec=ctx.spec, **params)
+    print_profile_summary(run_profile(request))
+    return 0
+
+
+def demo(ctx: Context, *, out: Path, n: int, seed: int, workers: int) -> None:
     """The main job on embedded defaults (no server): generate the default corpus over the spec's
     distributions, train the classifiers (once; `cardflow train` retrains), run the default sweep, write
     the report. Reads configs/; writes data/, models/, mlflow.db + mlruns/, reports/<sweep>/."""
-    from mlproject.sweep import build_request, print_summary, run_sweep
-    from mlproject.train import train
-    from steps.catalog import default_catalog
-    from steps.errors import StepError
-    from steps.spec import load_spec
-
     started = time.perf_counter()
-    catalog = default_catalog()
-    spec = load_spec(catalog)
-    generate_corpus(out=out, n=n, seed=seed, distributions=spec.distributions, workers=workers)
-    try:
-        for vid in spec.grid["classify"]:
-            catalog.get(vid).load()
+    generate_corpus(out=out, n=n, seed=seed, distributions=ctx.spec.distributions, workers=workers)
+    if not ensure_trained(ctx.catalog, ctx.spec.grid["classify"], workers=workers, spec=ctx.spec):
         print("classifiers: already trained (models/classify/); `cardflow train` retrains them")
-    except StepError:
-        print("classifiers: training (OCR of the training corpus, then 3 families × 2 levels)…")
-        train(workers=workers)
-    request = build_request(corpus=out, distributions=None, workers=workers, name="demo")
-    result = run_sweep(request)
+    result = run_sweep(build_request(catalog=ctx.catalog, spec=ctx.spec, corpus=out, workers=workers, name="demo"),
+                       ctx.catalog)
     print_summary(result)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")

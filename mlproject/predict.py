@@ -17,10 +17,11 @@ from corpus.errors import CorpusError
 from corpus.imageio import IMAGE_SUFFIXES
 from corpus.loaders import load
 from corpus.records import DocumentRef
-from steps.catalog import Catalog, Configuration, default_catalog
+from mlproject.train import ensure_trained
+from steps.catalog import Catalog
 from steps.runner import Pipeline
 from steps.scoring import Summary
-from steps.spec import load_spec
+from steps.spec import PipelineSpec
 
 
 def collect(paths: Sequence[Path]) -> list[DocumentRef]:
@@ -42,15 +43,12 @@ def collect(paths: Sequence[Path]) -> list[DocumentRef]:
     return docs
 
 
-def configuration_from(text: str | None, catalog: Catalog) -> Configuration:
-    return catalog.parse(text) if text else load_spec(catalog).default
-
-
-def predict(paths: Sequence[Path], out: Path, config: str | None = None, batch_size: int = 4,
-            progress: bool = True) -> Summary:
-    catalog = default_catalog()
-    configuration = configuration_from(config, catalog)
+def predict(catalog: Catalog, spec: PipelineSpec, paths: Sequence[Path], out: Path, config: str | None = None,
+            batch_size: int = 4, progress: bool = True) -> Summary:
+    """The configuration (default: the spec's) on every document; its classifier is trained on first use."""
+    configuration = catalog.parse(config) if config else spec.default
     docs = collect(paths)
+    ensure_trained(catalog, [configuration.classify], spec=spec)
     pipeline = Pipeline(configuration, catalog)
     summary = Summary()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,14 @@ from tqdm import tqdm
 
 from common.errors import BadInput
 from corpus.records import Corpus, DocumentRef
-from mlproject.sweep import SweepError, _positive, _split, resolve_corpus
+from common.params import ParameterError as SweepError
+from common.params import names as _split
+from common.params import positive_float, positive_int
+from corpus.resolve import resolve_corpus
+
+
+def _positive(name, value, kind=int):
+    return positive_int(name, value) if kind is int else positive_float(name, value)
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.errors import StepError

@@ -1,5 +1,6 @@
 """`cardflow train`: OCR a training corpus, fit every classifier family at both levels, export to ONNX,
-put the models in the model store and log metrics + ONNX files to MLflow.
+put the models in the model store and log metrics + ONNX files to MLflow. `ensure_trained` does the same
+on first use, once, when a command needs a classifier that was never trained.
 
 Reads: a corpus (generated from the pipeline spec's `training` section when --corpus is absent).
 Writes: models/classify/<family>-<level>/{model.onnx,meta.json}; an MLflow run in experiment
@@ -10,35 +11,39 @@ metrics `<family>.<level>.holdout_accuracy|holdout_macro_f1|onnx_sklearn_agreeme
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.ocrpool import ocr_documents
-from steps.catalog import default_catalog
-from steps.classify import LEVELS, classification_text
+from steps.catalog import Catalog
+from steps.classify import LEVELS, OnnxTextClassifier, classification_text
 from steps.errors import StepError
 from steps.modelstore import ModelStore
 from steps.records import StepFailure
-from steps.spec import load_spec
+from steps.spec import PipelineSpec, load_spec
 from steps.training import fit
-from tracking.edge import environment_params, log_params, run_for
+from tracking.edge import client_for, environment_params, experiment_id, log_files, tracking_uri
 
 log = logging.getLogger(__name__)
+EXPERIMENT = "cardflow-train"
 
 
-def train(*, corpus: Path | None = None, out_corpus: Path = Path("data/train-corpus"), preprocess: str | None = None,
-          ocr: str | None = None, families: tuple[str, ...] | None = None, workers: int = 2,
-          store: ModelStore | None = None) -> dict[str, dict[str, float]]:
-    """Train and ship the classifiers; returns {"<family>-<level>": metrics}."""
-    catalog = default_catalog(store)
-    spec = load_spec(catalog)
+def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
+          out_corpus: Path = Path("data/train-corpus"), preprocess: str | None = None, ocr: str | None = None,
+          families: tuple[str, ...] | None = None, workers: int = 2, spec: PipelineSpec | None = None,
+          attach: bool = True) -> dict[str, dict[str, float]]:
+    """Train and ship the classifiers; returns {"<family>-<level>": metrics}. Under `mlflow run` (and `attach`)
+    the entry point's run records it; otherwise a run of its own in `cardflow-train`."""
+    spec = spec or load_spec(catalog)
     preprocess_id = catalog.resolve("preprocess", preprocess or spec.training.preprocess)
     ocr_id = catalog.resolve("ocr", ocr or spec.training.ocr)
     families = families or spec.training.families
-    store = store or ModelStore()
     if corpus is None:
         corpus = out_corpus
         generate(GenerateSpec(out=corpus, n=spec.training.n, seed=spec.training.seed,
@@ -52,24 +57,83 @@ def train(*, corpus: Path | None = None, out_corpus: Path = Path("data/train-cor
     ocr_seconds = time.perf_counter() - started
     kept = [(d, r) for d, r in zip(labelled, results, strict=True) if not isinstance(r, StepFailure)]
     texts = [classification_text(r) for _, r in kept]
+    client = client_for()
+    attached = os.environ.get("MLFLOW_RUN_ID") if attach else None
+    run_id = attached or client.create_run(experiment_id(client, EXPERIMENT),
+                                           run_name=f"train {ocr_id.split('/', 1)[1]}").info.run_id
     provenance = {"ocr": ocr_id, "preprocess": preprocess_id, "corpus": str(corpus),
-                  "corpus_manifest_sha256": docs.manifest_hash, "documents": len(kept)}
+                  "corpus_manifest_sha256": docs.manifest_hash, "documents": len(kept), "mlflow_run_id": run_id}
     report: dict[str, dict[str, float]] = {}
-    with run_for("cardflow-train", f"train {ocr_id.split('/', 1)[1]}") as run:
-        import mlflow
-
-        log_params({"ocr": ocr_id, "preprocess": preprocess_id, "corpus": str(corpus),
-                           "corpus_manifest_sha256": docs.manifest_hash, "families": ",".join(families),
-                           "documents": len(kept), "ocr_failures": len(labelled) - len(kept),
-                           **environment_params()})
-        mlflow.log_metric("ocr_seconds", ocr_seconds)
+    try:
+        _log_params(client, run_id, {"ocr": ocr_id, "preprocess": preprocess_id, "corpus": str(corpus),
+                                     "corpus_manifest_sha256": docs.manifest_hash, "families": ",".join(families),
+                                     "documents": len(kept), "ocr_failures": len(labelled) - len(kept),
+                                     **environment_params()})
+        client.log_metric(run_id, "ocr_seconds", ocr_seconds)
         for family in families:
             for level in LEVELS:
                 trained = fit(family, level, texts, [getattr(d.truth, level) for d, _ in kept])
-                trained.provenance = {**provenance, "mlflow_run_id": run.info.run_id}
+                trained.provenance = dict(provenance)
                 trained.save(store)
-                mlflow.log_metrics({f"{family}.{level}.{k}": v for k, v in trained.metrics.items()})
-                mlflow.log_artifacts(str(store.root / trained.rel), f"classifiers/{trained.rel.split('/', 1)[1]}")
+                for key, value in trained.metrics.items():
+                    client.log_metric(run_id, f"{family}.{level}.{key}", value)
+                files = {name: (store.root / trained.rel / name).read_bytes() for name in ("model.onnx", "meta.json")}
+                log_files(client, run_id, files, f"classifiers/{trained.rel.split('/', 1)[1]}")
                 report[f"{family}-{level}"] = trained.metrics
                 log.info("trained %s:%s holdout accuracy %.3f", family, level, trained.metrics["holdout_accuracy"])
+        if not attached:
+            client.set_terminated(run_id, "FINISHED")
+    except BaseException as exc:
+        if not attached:
+            client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
     return report
+
+
+def _log_params(client, run_id: str, params: dict) -> None:
+    """Params not yet on the run (under `mlflow run` the entry point's raw values are there already; a resolved
+    value that differs is logged as `effective.<name>`)."""
+    from mlflow.entities import Param
+
+    existing = client.get_run(run_id).data.params
+    fresh = [Param(k if k not in existing else f"effective.{k}", str(v)) for k, v in params.items()
+             if existing.get(k) != str(v)]
+    client.log_batch(run_id, params=fresh)
+
+
+def untrained(catalog: Catalog, variant_ids: Iterable[str]) -> list[OnnxTextClassifier]:
+    """The learned classifiers among `variant_ids` whose model files are not in their store."""
+    out = []
+    for vid in dict.fromkeys(variant_ids):
+        variant = catalog.get(vid)
+        if isinstance(variant, OnnxTextClassifier) and not all(p.is_file() for p in variant.model_files().values()):
+            out.append(variant)
+    return out
+
+
+def ensure_trained(catalog: Catalog, variant_ids: Iterable[str], *, workers: int = 2, corpus: Path | None = None,
+                   spec: PipelineSpec | None = None) -> bool:
+    """Train the classifiers on first use when any of `variant_ids` needs one that was never trained: once, under
+    a lock in the model store, so two processes asking together train once (the second waits, then finds
+    them). Returns whether this call trained. Says so on stderr: it takes about 40 s on two cores."""
+    ids = list(variant_ids)
+    missing = untrained(catalog, ids)
+    if not missing:
+        return False
+    store = missing[0].store
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            missing = untrained(catalog, ids)
+            if not missing:
+                log.info("classifiers: trained meanwhile by another process")
+                return False
+            log.warning("classifiers %s are not trained yet: training every classifier now, once (OCR of the "
+                        "training corpus, then 3 families × 2 levels; about 40 s on two cores), into %s; runs "
+                        "are recorded in %s experiment %s", ", ".join(v.id for v in missing), store.root,
+                        tracking_uri(), EXPERIMENT)
+            train(catalog, store, corpus=corpus, workers=workers, spec=spec, attach=False)
+            return True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

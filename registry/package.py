@@ -6,32 +6,26 @@ verified load as from the project's store. ONNX classifiers also carry the `onnx
 their `model.onnx` (`mlflow.onnx.load_model` works on them); RapidOCR is three ONNX models plus Python
 pre- and post-processing, so it is a pyfunc with the ONNX files as artifacts.
 
-Wire format of `predict` (a pandas DataFrame in and out, one row per document; `error` is empty or
-names why that document failed):
-
-    preprocess  in: doc_id, image_b64 (PNG/JPEG, base64)   out: doc_id, image_b64 (PNG), applied, error
-    ocr         in: doc_id, image_b64                      out: doc_id, text, ocr_json, error
-    classify    in: doc_id, ocr_json                       out: doc_id, l1, l2, classification_json, error
-    extract     in: doc_id, ocr_json, classification_json  out: doc_id, fields_json, mrz_valid, extraction_json, error
+`predict` takes and returns a pandas DataFrame, one row per document, in the step's wire format: the one
+codec per step in steps/codec.py (each step's output columns are the next step's input columns).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from mlflow.pyfunc import PythonModel
 
 from steps.base import Variant
+from steps.catalog import Catalog, default_catalog
+from steps.codec import DOC_ID, codec
 from steps.errors import StepError
 from steps.modelstore import ModelStore, sha256_file
-from steps.records import Classification, ExtractInput, Extraction, ImageRecord, OcrResult, StepFailure
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STORE_ARTIFACT = "store"
@@ -46,7 +40,7 @@ RUNTIME_PACKAGES = {
     "classify": [],
     "extract": [],
 }
-CODE_PACKAGES = ("steps", "corpus", "registry")  # shipped with every model (code_paths): the variant's own code
+CODE_PACKAGES = ("common", "corpus", "steps", "tracking", "registry")  # shipped with every model (code_paths)
 MODEL_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
 
 
@@ -89,98 +83,15 @@ def pinned_requirements(step: str, lock: Path = PROJECT_ROOT / "requirements.loc
     return [f"{name}=={pins[name.lower()]}" if name.lower() in pins else name for name in wanted]
 
 
-# --- records <-> DataFrame rows ------------------------------------------------------------------
-
-
-def encode_image(image: np.ndarray) -> str:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", image if image.ndim == 2 else image[:, :, ::-1])
-    if not ok:
-        raise StepError("could not encode an image as PNG")
-    return base64.b64encode(buf.tobytes()).decode()
-
-
-def decode_image(doc_id: str, text: str) -> np.ndarray:
-    """An RGB (or grey) uint8 array from base64 image bytes; names the document when it cannot."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        data = base64.b64decode(text, validate=True)
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            mode = "L" if img.mode in ("L", "1", "I;16") else "RGB"
-            return np.asarray(img.convert(mode))
-    except (ValueError, UnidentifiedImageError, OSError) as exc:
-        raise StepError(f"document {doc_id!r}: image_b64 is not a base64-encoded image ({exc})") from exc
-
-
-def _row_value(row: dict, column: str) -> Any:
-    if column not in row or row[column] is None:
-        raise StepError(f"input is missing column {column!r}")
-    return row[column]
-
-
-def inputs_from_rows(step: str, rows: list[dict]) -> list[Any]:
-    """Typed step inputs from DataFrame rows; a row that cannot be read becomes a StepFailure."""
-    out: list[Any] = []
-    for k, row in enumerate(rows):
-        doc_id = str(row.get("doc_id") or f"row{k}")
-        try:
-            if step in ("preprocess", "ocr"):
-                out.append(ImageRecord(doc_id, decode_image(doc_id, _row_value(row, "image_b64"))))
-            elif step == "classify":
-                out.append(OcrResult.from_json(doc_id, json.loads(_row_value(row, "ocr_json"))))
-            else:
-                ocr = OcrResult.from_json(doc_id, json.loads(_row_value(row, "ocr_json")))
-                cls = json.loads(_row_value(row, "classification_json"))
-                out.append(ExtractInput(ocr, Classification(doc_id, cls.get("l1"), cls.get("l1_scores", {}),
-                                                            cls.get("l2"), cls.get("l2_scores", {}))))
-        except (StepError, ValueError, KeyError, TypeError) as exc:
-            out.append(StepFailure(doc_id, step, "input", f"{type(exc).__name__}: {exc}"))
-    return out
-
-
-OUTPUT_COLUMNS = {
-    "preprocess": ["image_b64", "applied"],
-    "ocr": ["text", "ocr_json"],
-    "classify": ["l1", "l2", "classification_json"],
-    "extract": ["fields_json", "mrz_valid", "extraction_json"],
-}
-
-
-def rows_from_outputs(step: str, inputs: list[Any], outputs: list[Any]) -> list[dict]:
-    rows = []
-    for item, result in zip(inputs, outputs, strict=True):
-        row: dict[str, Any] = {"doc_id": item.doc_id, **dict.fromkeys(OUTPUT_COLUMNS[step], "")}
-        if isinstance(result, StepFailure):
-            row["error"] = f"{result.variant}: {result.reason}"
-        elif step == "preprocess":
-            row.update(image_b64=encode_image(result.image), applied=",".join(result.applied), error="")
-        elif step == "ocr":
-            row.update(text=result.text, ocr_json=json.dumps(result.to_json()), error="")
-        elif step == "classify":
-            row.update(l1=result.l1 or "", l2=result.l2 or "", classification_json=json.dumps(result.to_json()),
-                       error="")
-        else:
-            assert isinstance(result, Extraction)
-            valid = result.mrz_valid
-            row.update(fields_json=json.dumps(dict(result.fields)), mrz_valid="" if valid is None else str(valid).lower(),
-                       extraction_json=json.dumps(result.to_json()), error="")
-        rows.append(row)
-    return rows
-
-
 def signature(step: str):
+    """The model signature from the step's wire codec (steps/codec.py): the fields it reads and writes."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    inputs = {"preprocess": ["image_b64"], "ocr": ["image_b64"], "classify": ["ocr_json"],
-              "extract": ["ocr_json", "classification_json"]}[step]
+    wire = codec(step)
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "doc_id"), *(ColSpec("string", c) for c in inputs)]),
-        outputs=Schema([ColSpec("string", "doc_id"), *(ColSpec("string", c) for c in OUTPUT_COLUMNS[step]),
-                        ColSpec("string", "error")]),
+        inputs=Schema([ColSpec("string", DOC_ID), *(ColSpec("string", c) for c in wire.reads)]),
+        outputs=Schema([ColSpec("string", c) for c in wire.columns]),
     )
 
 
@@ -200,13 +111,16 @@ class VariantModel(PythonModel):
         self.step = spec["step"]
 
     def predict(self, context, model_input, params=None):  # noqa: ARG002 — pyfunc's signature
+        """Rows in the step's wire format (steps/codec.py) → one output row per document. A row that cannot be
+        read raises WireError (bad input, HTTP 400 when served) naming the row, document and field; a document
+        the variant fails on is a row with its `error`."""
         import pandas as pd
 
         rows = model_input.to_dict(orient="records") if hasattr(model_input, "to_dict") else list(model_input)
-        inputs = inputs_from_rows(self.step, rows)
+        wire = codec(self.step)
+        inputs = wire.decode(rows)
         outputs = self.variant.run(inputs)
-        return pd.DataFrame(rows_from_outputs(self.step, inputs, outputs),
-                            columns=["doc_id", *OUTPUT_COLUMNS[self.step], "error"])
+        return pd.DataFrame(wire.encode(inputs, outputs), columns=wire.columns)
 
 
 def variant_spec(variant: Variant, files: dict[str, str]) -> dict[str, Any]:
@@ -216,16 +130,15 @@ def variant_spec(variant: Variant, files: dict[str, str]) -> dict[str, Any]:
             "description": variant.description}
 
 
-def build_variant(spec: dict[str, Any], store_dir: Path) -> Variant:
+def build_variant(spec: dict[str, Any], store_dir: Path, catalog_of: Callable[[ModelStore], Catalog] = default_catalog
+                  ) -> Variant:
     """The variant a registered version holds, over its own store; refuses one the code no longer makes alike."""
-    from steps.catalog import default_catalog
-
     store = ModelStore(store_dir)
     for rel, sha in spec["files"].items():
         actual = sha256_file(store_dir / rel) if (store_dir / rel).is_file() else "missing"
         if actual != sha:
             raise StepError(f"{store_dir / rel}: sha256 {actual[:12]}… does not match the registered {sha[:12]}…")
-    variant = default_catalog(store).get(spec["id"])
+    variant = catalog_of(store).get(spec["id"])
     if variant.params_dict() != spec["params"] or variant.implementation != spec["implementation"]:
         raise StepError(f"{spec['id']}: this code makes the variant with parameters {variant.params_dict()} "
                         f"(implementation {variant.implementation}); the registered version has {spec['params']} "

@@ -35,10 +35,11 @@ from registry.package import (
 )
 from steps.base import STEPS, Variant
 from steps.catalog import Catalog
+from steps.codec import DOC_ID, codec
 from steps.errors import StepError
 from steps.modelstore import ModelStore
 from steps.ocr import line_of
-from steps.records import OcrResult, Word
+from steps.records import Classification, ExtractInput, OcrResult, Word
 from tracking.edge import client_for, experiment_context, mlflow_errors, probe, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -82,17 +83,16 @@ def examples() -> dict[str, Any]:
             x += 12 * len(word) + 12
         lines.append(line_of(words))
     ocr = OcrResult("example", tuple(lines), (1000, 24 * len(lines)))
-    classification = {"l1": truth.get("l1"), "l1_scores": {truth.get("l1"): 1.0}, "l2": truth.get("l2"),
-                      "l2_scores": {truth.get("l2"): 1.0}}
-    image_b64 = base64.b64encode(image).decode()
-    ocr_json = json.dumps(ocr.to_json())
-    return {
-        "preprocess": pd.DataFrame([{"doc_id": "example", "image_b64": image_b64}]),
-        "ocr": pd.DataFrame([{"doc_id": "example", "image_b64": image_b64}]),
-        "classify": pd.DataFrame([{"doc_id": "example", "ocr_json": ocr_json}]),
-        "extract": pd.DataFrame([{"doc_id": "example", "ocr_json": ocr_json,
-                                  "classification_json": json.dumps(classification)}]),
-    }
+    l1, l2 = truth.get("l1"), truth.get("l2")
+    records = {"preprocess": None, "ocr": None, "classify": ocr,
+               "extract": ExtractInput(ocr, Classification("example", l1, {l1: 1.0}, l2, {l2: 1.0}))}
+    image_row = {DOC_ID: "example", "image_b64": base64.b64encode(image).decode()}
+    out = {}
+    for step, record in records.items():
+        wire = codec(step)
+        row = image_row if record is None else wire.encode_inputs([record])[0]
+        out[step] = pd.DataFrame([{k: row[k] for k in (DOC_ID, *wire.reads)}])
+    return out
 
 
 def find_version(client, name: str, fingerprint: str):

@@ -96,6 +96,12 @@ class Classification:
             "l2": self.l2, "l2_scores": {k: round(v, 4) for k, v in self.l2_scores.items()},
         }
 
+    @classmethod
+    def from_json(cls, doc_id: str, data: Mapping[str, Any]) -> Classification:
+        """Rebuild from to_json() (scores as rounded there)."""
+        return cls(doc_id, data.get("l1"), {str(k): float(v) for k, v in (data.get("l1_scores") or {}).items()},
+                   data.get("l2"), {str(k): float(v) for k, v in (data.get("l2_scores") or {}).items()})
+
 
 @dataclass(frozen=True)
 class ExtractInput:
@@ -128,6 +134,12 @@ class Extraction:
         return {"fields": dict(self.fields), "mrz_lines": list(self.mrz_lines), "mrz_checks": dict(self.mrz_checks),
                 "mrz_valid": self.mrz_valid, "sources": dict(self.sources)}
 
+    @classmethod
+    def from_json(cls, doc_id: str, data: Mapping[str, Any]) -> Extraction:
+        return cls(doc_id, {str(k): str(v) for k, v in data["fields"].items()}, tuple(data.get("mrz_lines") or ()),
+                   {str(k): bool(v) for k, v in (data.get("mrz_checks") or {}).items()},
+                   {str(k): str(v) for k, v in (data.get("sources") or {}).items()})
+
 
 @dataclass(frozen=True)
 class StepFailure:
@@ -140,3 +152,7 @@ class StepFailure:
 
     def to_json(self) -> dict[str, str]:
         return {"step": self.step, "variant": self.variant, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, doc_id: str, data: Mapping[str, Any]) -> StepFailure:
+        return cls(doc_id, str(data["step"]), str(data["variant"]), str(data["reason"]))

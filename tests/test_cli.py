@@ -71,7 +71,7 @@ def test_generate_then_info_show_and_stats(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["corpus", "generate", "--out", "X", "--distribution", "clean,fog"], "unknown distribution 'fog'; valid: clean"),
-        (["corpus", "generate", "--out", "X", "--n", "0"], "--n: must be at least 1, got 0"),
+        (["corpus", "generate", "--out", "X", "--n", "0"], "--n: must be positive, got '0'"),
         (["corpus", "generate", "--out", "X", "--n", "2.5"], "--n: expected an integer, got '2.5'"),
         (["corpus", "info", "does/not/exist"], "does/not/exist"),
         (["corpus", "show", "does/not/exist", "--out", "x.png"], "does/not/exist"),

@@ -259,7 +259,7 @@ def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registe
     import pandas as pd
 
     from registry import Loader
-    from registry.package import encode_image, rows_from_outputs
+    from steps.codec import codec, encode_image
     from steps.records import ExtractInput, ImageRecord
 
     catalog = registered["catalog"]
@@ -293,20 +293,32 @@ def test_loaded_versions_predict_exactly_what_the_in_process_variants_do(registe
     model = mlflow.pyfunc.load_model("models:/cardflow.classify.tfidf-logreg@champion")
     frame = pd.DataFrame([{"doc_id": o.doc_id, "ocr_json": json.dumps(o.to_json())} for o in inputs["classify"]])
     out = model.predict(frame)
-    want = rows_from_outputs("classify", inputs["classify"], expected["classify"])
+    want = codec("classify").encode(inputs["classify"], expected["classify"])
     assert out.to_dict(orient="records") == want
     pre = mlflow.pyfunc.load_model("models:/cardflow.preprocess.otsu@champion")
     frame = pd.DataFrame([{"doc_id": d.doc_id, "image_b64": encode_image(d.image)} for d in images[:1]])
     assert pre.predict(frame).loc[0, "image_b64"] == encode_image(expected["preprocess"][0].image)
 
 
-def test_bad_rows_fail_alone_with_a_named_error(champions, server) -> None:
+def test_a_bad_row_is_refused_naming_row_document_and_field(champions, server, small_corpus) -> None:
+    """Malformed input is bad input for the whole request (HTTP 400 when served), never an error string in a
+    200 response; a document the variant fails on stays its own row's error."""
     import mlflow
     import pandas as pd
 
+    from common.errors import outcome
+    from steps.codec import WireError, encode_image
+
     model = mlflow.pyfunc.load_model("models:/cardflow.preprocess.otsu@champion")
-    out = model.predict(pd.DataFrame([{"doc_id": "bad", "image_b64": "bm90IGFuIGltYWdl"}]))
-    assert "document 'bad': image_b64 is not a base64-encoded image" in out.loc[0, "error"]
+    good = encode_image(_docs(small_corpus, 1)[0].read_image())
+    with pytest.raises(WireError, match=r"preprocess input row 1 \(document 'bad'\): image_b64 is not a "
+                                        r"base64-encoded image") as caught:
+        model.predict(pd.DataFrame([{"doc_id": "ok", "image_b64": good}, {"doc_id": "bad", "image_b64": "bm90IGFuIGltYWdl"}]))
+    assert outcome(caught.value).http_status == 400 and outcome(caught.value).exit_code == 2
+    with pytest.raises(WireError, match=r"row 0 \(document 'x'\): field 'image_b64' is missing"):
+        model.predict(pd.DataFrame([{"doc_id": "x"}]))
+    upstream = model.predict(pd.DataFrame([{"doc_id": "failed", "image_b64": "", "error": "ocr/x:y: no text"}]))
+    assert upstream.loc[0, "error"] == "ocr/x:y: no text" and upstream.loc[0, "image_b64"] == ""
 
 
 def test_a_corrupted_cached_file_is_detected_and_downloaded_again(champions, server, cache, caplog) -> None:

@@ -156,8 +156,11 @@ def test_tasks_cover_each_group_once_in_whole_batches(sweep_env, batch_size: int
     """4 groups (2 distributions × 2 preprocessing variants) of 3 documents: with 2 workers each group is cut
     into as many chunks as it has batches (up to 8 tasks per worker), never splitting a batch."""
     from mlproject.sweep import build_request, plan_tasks
+    from steps.spec import load_spec
 
-    req = build_request(corpus=sweep_env["corpus"], distributions=None, batch_size=batch_size, workers=workers, **GRID)
+    catalog = default_catalog()
+    req = build_request(catalog=catalog, spec=load_spec(catalog), corpus=sweep_env["corpus"], distributions=None,
+                        batch_size=batch_size, workers=workers, **GRID)
     todo = {dist: req.configurations for dist in req.distributions}
     tasks = plan_tasks(req, todo)
     groups = {(t.group) for t in tasks}
@@ -301,6 +304,34 @@ def test_run_config_logs_one_run(sweep_env, tmp_path: Path) -> None:
     refused = _cli("run-config", "--corpus", str(sweep_env["corpus"]), "--ocr", "tesseract:lstm-fast,tesseract:legacy",
                    env=env)
     assert refused.returncode == 2 and "run-config takes one variant" in refused.stderr
+
+
+@pytest.mark.slow
+def test_run_config_without_steps_runs_the_default_configuration_once(sweep_env, tmp_path: Path) -> None:
+    """No step given: one configuration (the spec's default for every step) on one distribution — not the grid —
+    from the CLI and from `mlflow run . -e run_config`."""
+    from steps.spec import load_spec
+
+    default = load_spec(default_catalog()).default
+    env = {**sweep_env["env"], "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'rc0.db'}"}
+    result = _cli("run-config", "--corpus", str(sweep_env["corpus"]), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = _runs(_client(env), "config-run")
+    assert len(runs) == 1
+    assert {s: runs[0].data.params[s] for s in ("preprocess", "ocr", "classify", "extract")} == default.as_dict()
+    assert runs[0].data.tags["cardflow.distribution"] == "clean"  # the corpus's first distribution
+    assert f"{default.id} @ clean" in result.stdout
+    assert "accuracy" in runs[0].data.tags["mlflow.note.content"]
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'rc1.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "-m", "mlflow", "run", ".", "-e", "run_config", "--env-manager", "local",
+                           "-P", f"corpus={sweep_env['corpus']}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = _client(env)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              "tags.`cardflow.kind` = 'config-run'")  # `mlflow run` logs in its own experiment
+    assert len(runs) == 1 and runs[0].data.params["config_id"] == default.id
 
 
 @pytest.mark.slow

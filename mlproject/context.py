@@ -1,0 +1,31 @@
+"""What a command works with, built once per process by the entry point and passed down: the model store,
+the one catalog of variants over it, and the pipeline spec validated against that catalog."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from steps.catalog import Catalog, default_catalog
+from steps.modelstore import ModelStore
+from steps.spec import DEFAULT_SPEC, PipelineSpec, load_spec
+
+
+class Context:
+    """Built lazily: a command that needs no catalog (corpus generation) never reads the spec."""
+
+    def __init__(self, store: ModelStore | None = None, spec_path: Path = DEFAULT_SPEC) -> None:
+        self._store = store
+        self.spec_path = spec_path
+
+    @cached_property
+    def store(self) -> ModelStore:
+        return self._store or ModelStore()
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return default_catalog(self.store)
+
+    @cached_property
+    def spec(self) -> PipelineSpec:
+        return load_spec(self.catalog, self.spec_path)

@@ -1,0 +1,207 @@
+"""`cardflow sweep` / `cardflow run-config` (MLproject entry points `sweep`, `run_config`).
+
+Reads: a corpus (generated from `distributions`, `n`, `seed` when `corpus` is empty), the pipeline
+spec (configs/pipeline.yaml: default grid, SLA), the trained classifiers in the model store (trained on
+first use when missing).
+Writes: an MLflow parent run (experiment `cardflow-sweep`, tag cardflow.kind=sweep) with one nested
+run per (configuration, distribution) (tag cardflow.kind=config-run; params: the four variant ids
+and versions, corpus manifest hash, distribution, batch size, workers, cores, SLA budgets, git commit,
+package versions; metrics: accuracy, assert.*, l1/l2 accuracy, field.*.exact, cer, latency_ms.*,
+step.*.latency_ms.*, throughput_docs_s, cpu_utilisation, peak_rss_mb, sla_met; artifacts:
+predictions.jsonl, step_latency.csv, confusion_l2.png), the parent's results table (results.json) and
+sweep.json, and reports/<sweep>/ (also on the parent run).
+
+The modules: plan (the request and its tasks), execute (tasks on the pool), record (what a run logs),
+runs (MLflow), summary (what is printed); the report is analysis/report.py's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mlproject.sweep.execute import ChunkResult, run_tasks
+from mlproject.sweep.plan import SweepRequest, Task, build_request, code_version, plan_tasks
+from mlproject.sweep.record import RunRecord, breakdown_text, build_record
+from mlproject.sweep.runs import EXPERIMENT, finished_runs, kill_stale, log_run, parent_run
+from mlproject.sweep.summary import print_summary
+from mlproject.train import ensure_trained
+from steps.base import STEPS
+from steps.catalog import Catalog, Configuration
+from tracking.edge import environment_params, experiment_context
+
+__all__ = ["EXPERIMENT", "SweepRequest", "SweepResult", "Task", "breakdown_text", "build_request", "compute_only",
+           "plan_tasks", "print_summary", "run_sweep"]
+
+
+@dataclass
+class SweepResult:
+    parent_run_id: str
+    report_dir: Path | None
+    runs: dict[tuple[str, str], str] = field(default_factory=dict)  # (config id, distribution) → run id
+    logged: int = 0
+    skipped: int = 0
+    wall_s: float = 0.0
+    unique_compute_s: float = 0.0
+    logging_s: float = 0.0  # main process: building run records and logging them to MLflow
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    mean_latency_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # end to end, per document
+
+
+def run_sweep(req: SweepRequest, catalog: Catalog, *, progress: bool = True, write_report: bool = True) -> SweepResult:
+    """Run the sweep (resuming: finished configuration runs are skipped). Ctrl-C ends open runs as KILLED."""
+    import mlflow
+
+    ensure_trained(catalog, req.grid.classify, workers=req.workers)
+    client, attached_id, experiment_id = experiment_context(EXPERIMENT)
+    configs = req.configurations
+    codes = {c.id: code_version(catalog, c) for c in configs}
+    key = hashlib.sha256(json.dumps([req.name, sorted(codes.items()), req.distributions, req.corpus.manifest_hash,
+                                     req.batch_size]).encode()).hexdigest()[:16]
+    kill_stale(client, experiment_id, key)
+    finished = finished_runs(client, experiment_id, req.corpus.manifest_hash, req.batch_size)
+    result = SweepResult(parent_run_id="", report_dir=None)
+    todo: dict[str, list[Configuration]] = {}
+    for dist in req.distributions:
+        for config in configs:
+            done = finished.get((config.short_hash, dist, codes[config.id]))
+            if done:
+                result.runs[(config.id, dist)] = done
+                result.skipped += 1
+            else:
+                todo.setdefault(dist, []).append(config)
+    env = environment_params()
+    started = time.perf_counter()
+    with parent_run(client, experiment_id, attached_id, req, key, _sweep_params(req, catalog, env)) as parent_id:
+        result.parent_run_id = parent_id or ""
+        records: list[RunRecord] = []
+
+        def log_one(record: RunRecord) -> None:
+            run_id = log_run(client, experiment_id, parent_id, req, record, catalog, env, codes[record.config.id], key)
+            result.runs[(record.config.id, record.distribution)] = run_id
+            result.mean_latency_ms[(record.config.id, record.distribution)] = record.mean_latency_ms
+            result.logged += 1
+            records.append(record)
+
+        _execute(req, todo, catalog, result, log_one, progress)
+        result.wall_s = time.perf_counter() - started
+        if parent_id is not None:
+            mlflow.log_metrics(_sweep_metrics(req, result))
+            mlflow.log_dict(_sweep_manifest(req, result, codes), "sweep.json")
+            if req.nested:
+                _log_results_table(records, result)
+            if write_report and req.nested:
+                from analysis.report import write_sweep_report
+
+                result.report_dir = write_sweep_report(result.parent_run_id, req.report_root / req.name)
+                mlflow.log_artifacts(str(result.report_dir), "report")
+    return result
+
+
+def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: Catalog, result: SweepResult,
+             log_one, progress: bool) -> None:
+    """Evaluate the missing (configuration, distribution) pairs (see plan_tasks); a group's runs are logged as
+    soon as its last chunk is in, while the other tasks compute."""
+    tasks = plan_tasks(req, todo)
+    expected: dict[tuple[str, str], int] = {}
+    for task in tasks:
+        expected[task.group] = expected.get(task.group, 0) + 1
+    arrived: dict[tuple[str, str], list[ChunkResult]] = {}
+    total = len(req.configurations) * len(req.distributions)
+    bar = tqdm(total=total, initial=result.skipped, desc=f"{req.name}", unit="run", disable=not progress,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]{postfix}")
+    bar.set_postfix_str(f"skipped {result.skipped} finished")
+
+    def collect(chunk: ChunkResult) -> None:
+        for node, seconds in chunk.node_seconds.items():
+            result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
+        parts = arrived.setdefault(chunk.group, [])
+        parts.append(chunk)
+        if len(parts) < expected[chunk.group]:
+            return
+        parts.sort(key=lambda c: c.chunk)
+        distribution = chunk.group[0]
+        peak_mb = max(c.peak_mb for c in parts)
+        started = time.perf_counter()
+        for config_id in parts[0].outcomes:
+            outcomes = [o for c in parts for o in c.outcomes[config_id]]
+            log_one(build_record(Configuration(*config_id.split("|")), distribution, outcomes, req.sla, peak_mb,
+                                 breakdown_plot=not req.nested))
+            bar.update(1)
+        result.logging_s += time.perf_counter() - started
+        del arrived[chunk.group]
+
+    run_tasks(tasks, req.workers, catalog, collect)
+    bar.close()
+    result.unique_compute_s = sum(result.node_seconds.values())
+
+
+def compute_only(req: SweepRequest, catalog: Catalog) -> tuple[float, float]:
+    """The sweep's unique step computations alone, on the same tasks and pool, with nothing logged and no
+    run records built (benchmarks: the floor). Returns (wall seconds, summed wall seconds of the unique
+    computations)."""
+    tasks = plan_tasks(req, {dist: req.configurations for dist in req.distributions})
+    chunks: list[ChunkResult] = []
+    started = time.perf_counter()
+    run_tasks(tasks, req.workers, catalog, chunks.append)
+    wall = time.perf_counter() - started
+    return wall, sum(s for chunk in chunks for s in chunk.node_seconds.values())
+
+
+def _sweep_params(req: SweepRequest, catalog: Catalog, env: dict[str, str]) -> dict[str, Any]:
+    possible = 1
+    for step in STEPS:
+        possible *= len(catalog.ids(step))
+    return {
+        "corpus": str(req.corpus.root), "corpus_manifest_sha256": req.corpus.manifest_hash,
+        "distributions": ",".join(req.distributions), "batch_size": req.batch_size, "workers": req.workers,
+        "sla_ms": req.sla.end_to_end_ms, **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
+        **{f"grid.{step}": ",".join(ids) for step, ids in req.grid.as_dict().items()},
+        "configurations": len(req.configurations), "configurations_possible": possible, "reuse": req.reuse, **env,
+    }
+
+
+def _sweep_metrics(req: SweepRequest, result: SweepResult) -> dict[str, float]:
+    return {"sweep_wall_s": result.wall_s, "unique_compute_s": result.unique_compute_s,
+            "floor_s": result.unique_compute_s / req.workers, "runs_logged": float(result.logged),
+            "runs_skipped": float(result.skipped)}
+
+
+def _sweep_manifest(req: SweepRequest, result: SweepResult, codes: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": req.name, "corpus": str(req.corpus.root), "corpus_manifest_sha256": req.corpus.manifest_hash,
+        "distributions": list(req.distributions), "batch_size": req.batch_size,
+        "sla": {"end_to_end_ms": req.sla.end_to_end_ms, "steps_ms": req.sla.steps_ms},
+        "grid": {k: list(v) for k, v in req.grid.as_dict().items()},
+        "runs": [{"config_id": cid, "distribution": dist, "run_id": run_id, "code": codes[cid]}
+                 for (cid, dist), run_id in sorted(result.runs.items())],
+    }
+
+
+def _log_results_table(records: list[RunRecord], result: SweepResult) -> None:
+    """The runs logged now as one table on the parent run (MLflow's artifact view shows it as a table), and the
+    parent's description: how many runs, and the best per distribution among them."""
+    import mlflow
+
+    if not records:
+        return
+    rows = [{"configuration": r.config.label, "distribution": r.distribution,
+             "accuracy": round(r.metrics.get("accuracy", 0.0), 4),
+             "latency_ms.p95": round(r.metrics.get("latency_ms.p95", 0.0), 1),
+             "sla_met": bool(r.metrics.get("sla_met", 0.0)), "most_expensive_step": r.most_expensive_step,
+             "run_id": result.runs[(r.config.id, r.distribution)]} for r in records]
+    mlflow.log_table({k: [row[k] for row in rows] for k in rows[0]}, "results.json")
+    best = {}
+    for row in rows:
+        if row["sla_met"] and row["accuracy"] > best.get(row["distribution"], {}).get("accuracy", -1):
+            best[row["distribution"]] = row
+    lines = [f"{result.logged + result.skipped} runs ({result.skipped} reused). Best within the SLA, per distribution:"]
+    lines += [f"- `{dist}`: **{row['configuration']}** — {row['accuracy']:.1%}, p95 {row['latency_ms.p95']:.0f} ms"
+              for dist, row in sorted(best.items())]
+    mlflow.set_tag("mlflow.note.content", "\n".join(lines))

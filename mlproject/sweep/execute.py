@@ -1,0 +1,73 @@
+"""Executing a sweep's tasks: in this process (one worker) or on a local process pool, each worker with a
+catalog of its own built once. A task arrives as JSON (`Task.to_json`) and comes back as a ChunkResult:
+every configuration's outcomes on the task's documents, and the time of each unique computation."""
+
+from __future__ import annotations
+
+import resource
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from mlproject.sweep.plan import Task
+from steps.catalog import Catalog, Configuration, default_catalog
+from steps.runner import DocumentOutcome, evaluate_batches
+
+_WORKER: dict[str, Catalog] = {}
+
+
+@dataclass
+class ChunkResult:
+    group: tuple[str, str]
+    chunk: int
+    outcomes: dict[str, list[DocumentOutcome]]  # configuration id -> outcomes, documents in order
+    node_seconds: dict[str, float]  # unique computation -> wall seconds
+    peak_mb: float
+
+
+def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
+    """A task's batches through the tree of its configurations (each shared prefix once per batch); without
+    reuse (benchmarks), every configuration from scratch."""
+    configs = [Configuration(*cid.split("|")) for cid in task.config_ids]
+    outcomes: dict[str, list[DocumentOutcome]] = {c.id: [] for c in configs}
+    node_seconds: dict[str, float] = {}
+    batches = task.batches()
+    parts = [evaluate_batches(catalog, batches, configs)] if task.reuse else [
+        evaluate_batches(catalog, batches, [c]) for c in configs]
+    for k, part in enumerate(parts):
+        for cid, found in part.outcomes.items():
+            outcomes[cid].extend(found)
+        for node, t in part.nodes.items():
+            key = f"{task.group[0]}#{node}" if task.reuse else f"{task.group[0]}#{configs[k].id}#{node}"
+            node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb)
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    _WORKER["catalog"] = default_catalog()
+
+
+def _evaluate_in_worker(task_json: str) -> ChunkResult:
+    return evaluate(Task.from_json(task_json), _WORKER["catalog"])
+
+
+def run_tasks(tasks: Sequence[Task], workers: int, catalog: Catalog, on_result: Callable[[ChunkResult], None]) -> None:
+    """Every task, handing each result to `on_result` as it arrives (in task order within what arrived
+    together). One worker: in this process, with the caller's catalog; more: a process pool."""
+    if workers <= 1:
+        for task in tasks:
+            on_result(evaluate(task, catalog))
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
+        futures: set[Future] = {pool.submit(_evaluate_in_worker, task.to_json()) for task in tasks}
+        try:
+            while futures:
+                done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for result in sorted((f.result() for f in done), key=lambda r: (r.group, r.chunk)):
+                    on_result(result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
