@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.recommend import Option, Recommendation, explain, recommend  # noqa: E402
+from analysis.plots import figure
+from analysis.recommend import Option, Recommendation, explain, recommend
 
 STEP_ORDER = ("preprocess", "ocr", "classify", "extract")
 METRICS = {"latency_ms.p50": "p50_ms", "latency_ms.p95": "p95_ms", "latency_ms.p99": "p99_ms",
@@ -115,7 +112,7 @@ def frontier_table(rec: Recommendation) -> pd.DataFrame:
 def breakdown_png(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     """One stacked bar: mean latency per document per step, the most expensive step named."""
     ordered = sorted(rows, key=lambda r: STEP_ORDER.index(r["step"]))
-    fig, ax = plt.subplots(figsize=(8, 2.4))
+    fig, ax = figure((8, 2.4))
     left = 0.0
     colours = {"preprocess": "#8ecae6", "ocr": "#fb8500", "classify": "#219ebc", "extract": "#8338ec"}
     for row in ordered:
@@ -129,14 +126,13 @@ def breakdown_png(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def version_scatter_png(cells: pd.DataFrame, x: str, xlabel: str, path: Path, log_x: bool = False) -> Path:
     """Model version vs accuracy vs latency (or throughput): one panel per step, every cell a point."""
     steps = [s for s in STEP_ORDER if s in set(cells["step"])]
-    fig, axes = plt.subplots(1, len(steps), figsize=(6 * len(steps), 4.2), squeeze=False)
+    fig, axes = figure((6 * len(steps), 4.2), 1, len(steps), squeeze=False)
     for ax, step in zip(axes[0], steps, strict=True):
         part = cells[cells["step"] == step]
         for variant, group in part.groupby("variant"):
@@ -151,14 +147,13 @@ def version_scatter_png(cells: pd.DataFrame, x: str, xlabel: str, path: Path, lo
         ax.legend(fontsize=7, title="version (size: cores)", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def batch_curves_png(cells: pd.DataFrame, path: Path) -> Path:
     """Latency p95 and throughput vs batch size, one line per core count; rows: step × version."""
     keys = [(s, v) for s in STEP_ORDER for v in sorted(set(cells[cells["step"] == s]["variant"]))]
-    fig, axes = plt.subplots(len(keys), 2, figsize=(11, 2.6 * len(keys)), squeeze=False)
+    fig, axes = figure((11, 2.6 * len(keys)), len(keys), 2, squeeze=False)
     for (step, variant), row in zip(keys, axes, strict=True):
         part = cells[cells["variant"] == variant]
         for cores, group in part.groupby("cores"):
@@ -176,14 +171,13 @@ def batch_curves_png(cells: pd.DataFrame, path: Path) -> Path:
         row[1].set_title(f"{step}: throughput", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def utilisation_png(cells: pd.DataFrame, path: Path) -> Path:
     """CPU utilisation per allowed core vs batch size, one line per (version, cores)."""
     steps = [s for s in STEP_ORDER if s in set(cells["step"])]
-    fig, axes = plt.subplots(1, len(steps), figsize=(6 * len(steps), 4), squeeze=False)
+    fig, axes = figure((6 * len(steps), 4), 1, len(steps), squeeze=False)
     for ax, step in zip(axes[0], steps, strict=True):
         for (variant, cores), group in cells[cells["step"] == step].groupby(["variant", "cores"]):
             group = group.sort_values("batch_size")
@@ -197,12 +191,11 @@ def utilisation_png(cells: pd.DataFrame, path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def frontier_png(rec: Recommendation, path: Path, currency: str, steps: tuple[str, ...] = ("ocr",)) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = figure((7, 4))
     if rec.per_config:
         ax.scatter([p.cost_per_1k_docs for p in rec.per_config], [p.accuracy * 100 for p in rec.per_config],
                    color="#bbb", s=14, label="best plan of each feasible configuration")
@@ -226,7 +219,6 @@ def frontier_png(rec: Recommendation, path: Path, currency: str, steps: tuple[st
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

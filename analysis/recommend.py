@@ -22,6 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from common.params import ParameterError
+
 STEP_ORDER = ("preprocess", "ocr", "classify", "extract")
 
 
@@ -88,7 +90,7 @@ def recommend(options: Sequence[Option], accuracy: Mapping[str, float], *, end_t
               max_utilisation: float = 0.8, max_replicas: int = 32, keep: int = 5) -> Recommendation:
     """`accuracy` maps configuration ids (the step variants joined with "|") to accuracy in [0, 1]."""
     if load <= 0:
-        raise ValueError(f"target load must be positive, got {load}")
+        raise ParameterError(f"parameter load: the target load must be positive, got {load}")
     steps = [s for s in STEP_ORDER if any(o.step == s for o in options)]
     sized: dict[str, dict[str, list[Sized]]] = {s: {} for s in steps}
     blocked: dict[str, list[str]] = {s: [] for s in steps}

@@ -17,7 +17,9 @@ from analysis.sweep import (
     results_table,
     robustness,
 )
+from corpus.capture import get_preset
 from steps.base import STEPS
+from steps.catalog import Catalog
 
 OBJECTIVE = (
     "CardFlow reads identity documents: a photo or scan goes through **preprocess** (colour channel, "
@@ -39,10 +41,7 @@ def _md_table(df: pd.DataFrame, index: bool = False) -> str:
     return df.to_markdown(index=index)
 
 
-def _catalog_section(data: SweepData) -> tuple[str, str]:
-    from steps.catalog import default_catalog
-
-    catalog = default_catalog()
+def _catalog_section(data: SweepData, catalog: Catalog) -> tuple[str, str]:
     grid = data.manifest["grid"]
     rows, counts = [], []
     possible = 1
@@ -64,8 +63,6 @@ def _catalog_section(data: SweepData) -> tuple[str, str]:
 
 
 def _data_section(data: SweepData) -> str:
-    from corpus.capture import get_preset
-
     df = data.runs
     docs = df.groupby("distribution", sort=False)["documents"].max()
     rows = [{"distribution": d, "documents": int(docs[d]), "capture": get_preset(d).description}
@@ -76,9 +73,10 @@ def _data_section(data: SweepData) -> str:
             + _md_table(pd.DataFrame(rows)))
 
 
-def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
-    """Write report.md, report.html and the plots for a sweep's parent run; returns the folder."""
-    data = load_sweep(parent_run_id)
+def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, client=None) -> Path:
+    """Write report.md, report.html and the plots for a sweep's parent run; returns the folder. The catalog
+    describes the variants and counts the configurations possible."""
+    data = load_sweep(parent_run_id, client)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = data.runs
     sla = data.manifest["sla"]
@@ -90,7 +88,7 @@ def write_sweep_report(parent_run_id: str, out_dir: Path) -> Path:
     best = best_per_distribution(df)
     robust = robustness(df)
     where = _breakdown_section(df, best, robust.index[0], out_dir / "step_breakdown.png")
-    variants_table, counts = _catalog_section(data)
+    variants_table, counts = _catalog_section(data, catalog)
     top = robust.index[0]
     budgets = ", ".join(f"{s} {v:.0f} ms" for s, v in sla["steps_ms"].items())
     md = "\n".join([

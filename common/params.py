@@ -22,12 +22,17 @@ def is_default(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def integer(name: str, value: Any) -> int:
-    """An integer given as int, float or text ("60", "60.0")."""
+def number(name: str, value: Any) -> float:
+    """A number given as int, float or text."""
     try:
-        as_float = float(value)
+        return float(value)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"parameter {name}: expected a number, got {value!r}") from exc
+
+
+def integer(name: str, value: Any) -> int:
+    """An integer given as int, float or text ("60", "60.0")."""
+    as_float = number(name, value)
     if not as_float.is_integer():
         raise ParameterError(f"parameter {name}: expected an integer, got {value!r}")
     return int(as_float)
@@ -48,24 +53,18 @@ def non_negative_int(name: str, value: Any) -> int:
 
 
 def positive_float(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"parameter {name}: expected a number, got {value!r}") from exc
-    if not number > 0:
+    got = number(name, value)
+    if not got > 0:
         raise ParameterError(f"parameter {name} must be positive, got {value!r}")
-    return number
+    return got
 
 
 def fraction(name: str, value: Any) -> float:
     """A number in [0, 1)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"parameter {name}: expected a number, got {value!r}") from exc
-    if not 0 <= number < 1:
-        raise ParameterError(f"parameter {name}: must be in [0, 1), got {number}")
-    return number
+    got = number(name, value)
+    if not 0 <= got < 1:
+        raise ParameterError(f"parameter {name}: must be in [0, 1), got {got}")
+    return got
 
 
 def names(value: str | Sequence[str] | None) -> tuple[str, ...]:

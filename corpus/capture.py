@@ -10,17 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
-import yaml
 
+from common.config import NON_EMPTY, Check, PositiveFloat, PositiveInt, config_error, load, read_yaml
 from corpus.errors import CorpusError
 
 DEFAULT_DISTRIBUTIONS = Path(__file__).resolve().parent.parent / "configs" / "distributions.yaml"
 STATISTICS = ("brightness", "contrast", "sharpness", "skew", "highlights", "color_cast")
-Range = tuple[float, float]
+LOW_HIGH = Check(lambda span: span[0] <= span[1], "[low, high] with low ≤ high")
+Range = Annotated[tuple[float, float], "a [low, high] list", LOW_HIGH]
+IntRange = Annotated[tuple[int, int], "a [low, high] list of integers", LOW_HIGH]
+Statistic = Literal[STATISTICS]
 
 
 @dataclass(frozen=True)
@@ -29,72 +32,50 @@ class Preset:
 
     name: str
     description: str = ""
-    place: str | None = None  # "scan" | "phone"
+    place: Literal["scan", "phone"] | None = None
     margin: Range | None = None
-    frame: tuple[int, int] | None = None
+    frame: tuple[PositiveInt, PositiveInt] | None = None  # width, height
     scale: Range | None = None
     rotate_deg: Range | None = None
     perspective: Range | None = None
     gain: Range | None = None
     gamma: Range | None = None
     light_gradient: Range | None = None
-    glare_count: Range | None = None
+    glare_count: IntRange | None = None
     glare_radius: Range | None = None
     glare_strength: Range | None = None
-    tint: tuple[str, ...] | None = None
+    tint: Annotated[tuple[Literal["warm", "cool"], ...], NON_EMPTY] | None = None
     tint_strength: Range | None = None
     blur_sigma: Range | None = None
     noise_sigma: Range | None = None
-    jpeg_quality: Range = (92, 92)
-    mixture: dict[str, float] | None = None
-    expect: dict[str, str] | None = None
+    jpeg_quality: IntRange = (92, 92)
+    mixture: dict[str, PositiveFloat] | None = None  # plain preset -> weight
+    expect: dict[Statistic, Literal["higher", "lower"]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-_TUPLE_FIELDS = {f.name for f in fields(Preset)} - {"name", "description", "place", "mixture", "expect"}
+@dataclass(frozen=True)
+class DistributionsFile:
+    """configs/distributions.yaml: each preset as a mapping of Preset's fields (its name is its key)."""
 
-
-def _parse_preset(name: str, raw: Any, source: Path) -> Preset:
-    if not isinstance(raw, dict):
-        raise CorpusError(f"{source}: preset {name!r} must be a mapping")
-    known = {f.name for f in fields(Preset)} - {"name"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise CorpusError(f"{source}: preset {name!r} has unknown key(s) {', '.join(unknown)}; "
-                          f"valid keys: {', '.join(sorted(known))}")
-    values = dict(raw)
-    for key in _TUPLE_FIELDS & set(values):
-        value = values[key]
-        if not isinstance(value, list | tuple) or (key != "tint" and len(value) != 2):
-            raise CorpusError(f"{source}: preset {name!r} key {key!r} must be a [low, high] list, got {value!r}")
-        values[key] = tuple(value)
-    if values.get("place") not in (None, "scan", "phone"):
-        raise CorpusError(f"{source}: preset {name!r} place must be 'scan' or 'phone', got {values['place']!r}")
-    for stat, direction in (values.get("expect") or {}).items():
-        if stat not in STATISTICS or direction not in ("higher", "lower"):
-            raise CorpusError(f"{source}: preset {name!r} expect {stat}: {direction} — statistics are "
-                              f"{', '.join(STATISTICS)} and directions higher/lower")
-    return Preset(name=name, **values)
+    presets: dict[str, dict[str, Any]]
+    version: Literal[1] = 1
 
 
 @lru_cache(maxsize=8)
 def load_presets(path: Path = DEFAULT_DISTRIBUTIONS) -> dict[str, Preset]:
-    """All presets of a distributions file, validated (mixtures must name existing presets)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise CorpusError(f"cannot read distributions file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CorpusError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
-        raise CorpusError(f"{path}: expected a top-level 'presets' mapping")
-    presets = {name: _parse_preset(name, raw, Path(path)) for name, raw in data["presets"].items()}
+    """All presets of a distributions file, typed and checked (mixtures must name existing plain presets);
+    a ConfigError names the file and the key."""
+    data = load(DistributionsFile, read_yaml(path), path)
+    presets = {name: load(Preset, raw, path, f"presets.{name}", name=name) for name, raw in data.presets.items()}
     for preset in presets.values():
         for part in preset.mixture or {}:
             if part not in presets or presets[part].mixture:
-                raise CorpusError(f"{path}: mixture of {preset.name!r} names {part!r}, not a plain preset")
+                raise config_error(path, f"presets.{preset.name}.mixture",
+                                   f"names {part!r}, not a plain preset; plain presets: "
+                                   f"{', '.join(n for n, p in presets.items() if not p.mixture)}")
     return presets
 
 

@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from analysis.profile import load_profile, plan_table, recommendation
 from analysis.recommend import explain
-from common.params import ParameterError
+from common.params import ParameterError, is_default, or_default, positive_float
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from corpus.sheet import contact_sheet
@@ -144,8 +144,9 @@ def recommend(profile: str, *, load: float | None, sla_ms: float | None, budgets
         if step not in step_budgets or not value:
             raise ParameterError(f"parameter budget: expected STEP=MS with STEP one of {', '.join(step_budgets)}, "
                                  f"got {item!r}")
-        step_budgets[step] = float(value)
-    end_to_end = float(sla_ms) if sla_ms else data.manifest["sla"]["end_to_end_ms"]
+        step_budgets[step] = positive_float("budget", value)
+    end_to_end = positive_float("sla_ms", or_default(sla_ms, data.manifest["sla"]["end_to_end_ms"]))
+    load = None if is_default(load) else positive_float("load", load)
     rec = recommendation(data, load=load, end_to_end_ms=end_to_end, step_budgets_ms=step_budgets)
     print(explain(rec, end_to_end_ms=end_to_end, price_per_core_hour=data.manifest["prices"]["price_per_core_hour"],
                   currency=data.manifest["prices"]["currency"]))
@@ -158,7 +159,7 @@ def recommend(profile: str, *, load: float | None, sla_ms: float | None, budgets
 def profile(ctx: Context, **params: Any) -> int:
     """Step variants × cores × batch sizes, and the recommendation (parameters: build_profile_request's)."""
     request = build_profile_request(catalog=ctx.catalog, spec=ctx.spec, **params)
-    print_profile_summary(run_profile(request))
+    print_profile_summary(run_profile(request, ctx.catalog))
     return 0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from common.config import ConfigError
+from corpus.capture import load_presets
 from steps.catalog import Catalog, default_catalog
 from steps.modelstore import ModelStore
 from steps.spec import DEFAULT_SPEC, PipelineSpec, load_spec
@@ -28,4 +30,19 @@ class Context:
 
     @cached_property
     def spec(self) -> PipelineSpec:
-        return load_spec(self.catalog, self.spec_path)
+        spec = load_spec(self.catalog, self.spec_path)
+        check_distributions(spec, self.spec_path)
+        return spec
+
+
+def check_distributions(spec: PipelineSpec, path: Path) -> None:
+    """Every distribution the spec names is a preset of configs/distributions.yaml (the steps layer, which loads
+    the spec, does not read the corpus's presets)."""
+    presets = load_presets()
+    named = {"distributions": spec.distributions, "training.distributions": spec.training.distributions,
+             "profile.distributions": spec.profile.distributions,
+             "registry.gate.distribution": (spec.registry.gate.distribution,)}
+    for key, values in named.items():
+        unknown = [d for d in values if d not in presets]
+        if unknown:
+            raise ConfigError(f"{path}: {key}: unknown distribution(s) {', '.join(unknown)}; valid: {', '.join(presets)}")

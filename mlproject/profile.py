@@ -11,7 +11,9 @@ Does, in order:
    with shared-prefix reuse — accuracy does not depend on cores or batch size;
 3. every (version, cores, batch size) cell in a process of its own (mlproject/profile_worker.py),
    restricted to that many CPUs with the libraries' thread counts set to match; cells asking for
-   more cores than the machine has run on all of them and are marked oversubscribed;
+   more cores than the machine has run on all of them and are marked oversubscribed. A cell crosses
+   the process boundary as JSON only: its WorkOrder, the step's inputs as JSON lines in the step's
+   wire codec (steps/codec.py), and its Measurements back;
 4. the recommendation for the SLA and target load (analysis/recommend.py), the report.
 
 Writes: an MLflow parent run (experiment `cardflow-profile`, tag cardflow.kind=profile) with one
@@ -29,36 +31,39 @@ import itertools
 import json
 import logging
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
-from common.errors import BadInput
+from common.config import PositiveFloat, load_file
+from common.params import (
+    ParameterError,
+    integer,
+    names,
+    non_negative_int,
+    or_default,
+    positive_float,
+    positive_int,
+)
 from corpus.records import Corpus, DocumentRef
-from common.params import ParameterError as SweepError
-from common.params import names as _split
-from common.params import positive_float, positive_int
 from corpus.resolve import resolve_corpus
-
-
-def _positive(name, value, kind=int):
-    return positive_int(name, value) if kind is int else positive_float(name, value)
+from mlproject.profile_worker import Measurements, WorkOrder
 from steps.base import STEPS
-from steps.catalog import Catalog, Configuration, default_catalog
+from steps.catalog import Catalog, Configuration
+from steps.codec import codec
 from steps.errors import StepError
 from steps.records import StepFailure
 from steps.runner import Pipeline, batched, evaluate_batches
 from steps.scoring import Summary
-from steps.spec import PipelineSpec, Sla, load_spec
+from steps.spec import PipelineSpec, Sla
 from tracking.edge import environment_params, experiment_context, log_finished_run, log_params
 
 log = logging.getLogger(__name__)
@@ -67,28 +72,23 @@ PRICES = Path(__file__).resolve().parent.parent / "configs" / "prices.yaml"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-class ProfileError(BadInput):
-    """A profile parameter is wrong; the message names it and lists the valid choices."""
+class ProfileError(ParameterError):
+    """A profile parameter is wrong, or a cell could not be profiled; the message names it."""
 
 
 @dataclass(frozen=True)
 class Prices:
-    price_per_core_hour: float
+    """configs/prices.yaml: what one core costs for an hour, in which currency, and where that figure comes from."""
+
+    price_per_core_hour: PositiveFloat
     currency: str
-    source: str
+    source: str = ""
 
 
 def load_prices(path: Path = PRICES) -> Prices:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        price = float(data["price_per_core_hour"])
-    except OSError as exc:
-        raise ProfileError(f"cannot read prices {path}: {exc.strerror}") from exc
-    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{path}: price_per_core_hour must be a number ({exc})") from exc
-    if price <= 0:
-        raise ProfileError(f"{path}: price_per_core_hour must be positive, got {price}")
-    return Prices(price, str(data.get("currency", "USD")), " ".join(str(data.get("source", "")).split()))
+    """The prices file, typed and checked (a ConfigError names the file and the key)."""
+    prices = load_file(Prices, path)
+    return dataclasses.replace(prices, source=" ".join(prices.source.split()))
 
 
 def cost_per_1k_docs(cores: int, wall_s: float, documents: int, price_per_core_hour: float) -> float:
@@ -116,64 +116,24 @@ class ProfileRequest:
     min_seconds: float = 2.0  # of timed work per cell at least
 
 
-def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None, steps=None, versions=None,
-                          cores=None, batch_sizes=None, sla_ms=None, load=None, name=None, warmup=None,
-                          min_batches=None, catalog: Catalog | None = None, spec: PipelineSpec | None = None,
-                          report_root: Path = Path("reports"), prices: Prices | None = None) -> ProfileRequest:
-    """Validate every parameter before anything runs; errors name the parameter and the valid choices."""
-    catalog = catalog or default_catalog()
-    spec = spec or load_spec(catalog)
-    defaults = spec.raw.get("profile") or {}
-    try:
-        step_names = tuple(dict.fromkeys(_split(steps) or _split(defaults.get("steps", "auto"))))
-        if "auto" in step_names and len(step_names) > 1:
-            raise ProfileError(f"parameter step: 'auto' (the two most expensive steps) cannot be combined with step "
-                               f"names, got {','.join(step_names)!r}")
-        chosen = None if step_names in ((), ("auto",)) else step_names
-        for step in chosen or ():
-            if step not in STEPS:
-                raise ProfileError(f"parameter step: unknown step {step!r}; valid: auto, {', '.join(STEPS)}")
-        wanted = _split(versions)
-        per_step: dict[str, tuple[str, ...]] = {}
-        for step in STEPS:
-            names = [v for v in wanted if "/" not in v or v.startswith(step + "/")]
-            if wanted and chosen and len(chosen) == 1 and step == chosen[0]:
-                names = list(wanted)
-            elif wanted and not all("/" in v for v in wanted):
-                if chosen is None or len(chosen) != 1:
-                    raise ProfileError("parameter versions: with several steps, give full variant ids "
-                                       "(e.g. ocr/tesseract:lstm-fast) so each names its step")
-                names = []
-            names = names if wanted else list(defaults.get("versions", {}).get(step, [getattr(spec.default, step)]))
-            try:
-                per_step[step] = tuple(dict.fromkeys(catalog.resolve(step, nm) for nm in names)) or (
-                    getattr(spec.default, step),)
-            except StepError as exc:
-                raise ProfileError(f"parameter versions: {exc}") from exc
-        core_list = tuple(_positive("cores", c) for c in (_split(cores) or tuple(defaults.get("cores", [1, 2]))))
-        batch_list = tuple(_positive("batch_sizes", b) for b in (_split(batch_sizes) or
-                                                                  tuple(defaults.get("batch_sizes", [1, 4]))))
-        budget = spec.sla.end_to_end_ms if sla_ms in (None, "") else _positive("sla_ms", sla_ms, float)
-        target = _positive("load", load if load not in (None, "") else defaults.get("target_load_docs_s", 1.0), float)
-        warm_raw = warmup if warmup not in (None, "") else defaults.get("warmup_batches", 1)
-        try:
-            warm = int(float(warm_raw))
-        except (TypeError, ValueError) as exc:
-            raise ProfileError(f"parameter warmup: expected a number, got {warm_raw!r}") from exc
-        min_b = _positive("min_batches", min_batches if min_batches not in (None, "") else
-                          defaults.get("min_batches", 3))
-        if warm < 0:
-            raise ProfileError(f"parameter warmup must be 0 or more, got {warmup!r}")
-        n_docs = _positive("n", n if n not in (None, "") else defaults.get("n", 8))
-        seed_raw = seed if seed not in (None, "") else defaults.get("seed", 29)
-        try:
-            seed_n = int(float(seed_raw))
-        except (TypeError, ValueError) as exc:
-            raise ProfileError(f"parameter seed: expected a number, got {seed_raw!r}") from exc
-        loaded, dists = resolve_corpus(corpus, _split(distributions), defaults.get("distributions", ["clean"]),
-                                       n_docs, seed_n, workers=2)
-    except SweepError as exc:
-        raise ProfileError(str(exc)) from exc
+def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, distributions=None, n=None,
+                          seed=None, steps=None, versions=None, cores=None, batch_sizes=None, sla_ms=None, load=None,
+                          name=None, warmup=None, min_batches=None, report_root: Path = Path("reports"),
+                          prices: Prices | None = None) -> ProfileRequest:
+    """Validate every parameter before anything runs (None or '' takes the spec's `profile:` value); errors name
+    the parameter and the valid choices."""
+    defaults = spec.profile
+    chosen = _profiled_steps(names(steps) or names(defaults.steps))
+    per_step = _profiled_versions(catalog, spec, chosen, names(versions))
+    core_list = tuple(positive_int("cores", c) for c in names(cores)) or defaults.cores
+    batch_list = tuple(positive_int("batch_sizes", b) for b in names(batch_sizes)) or defaults.batch_sizes
+    budget = positive_float("sla_ms", or_default(sla_ms, spec.sla.end_to_end_ms))
+    target = positive_float("load", or_default(load, defaults.target_load_docs_s))
+    warm = non_negative_int("warmup", or_default(warmup, defaults.warmup_batches))
+    min_b = positive_int("min_batches", or_default(min_batches, defaults.min_batches))
+    n_docs = positive_int("n", or_default(n, defaults.n))
+    seed_n = integer("seed", or_default(seed, defaults.seed))
+    loaded, dists = resolve_corpus(corpus, names(distributions), defaults.distributions, n_docs, seed_n, workers=2)
     loaded = dataclasses.replace(loaded, documents=tuple(d for d in loaded if d.distribution in dists))
     for vid in {v for ids in per_step.values() for v in ids if v.startswith("classify/")} | {spec.default.classify}:
         try:
@@ -185,9 +145,45 @@ def build_profile_request(*, corpus=None, distributions=None, n=None, seed=None,
                       len(loaded), target, budget], sort_keys=True)
     profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
-                          float(defaults.get("max_utilisation", 0.8)), int(defaults.get("max_replicas", 32)),
-                          warm, min_b, prices or load_prices(), profile_name, report_root,
-                          float(defaults.get("min_seconds", 2.0)))
+                          defaults.max_utilisation, defaults.max_replicas, warm, min_b, prices or load_prices(),
+                          profile_name, report_root, defaults.min_seconds)
+
+
+def _profiled_steps(step_names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The steps asked for; None for `auto` (the two most expensive, chosen after the breakdown)."""
+    step_names = tuple(dict.fromkeys(step_names))
+    if "auto" in step_names and len(step_names) > 1:
+        raise ProfileError(f"parameter step: 'auto' (the two most expensive steps) cannot be combined with step "
+                           f"names, got {','.join(step_names)!r}")
+    for step in step_names:
+        if step not in (*STEPS, "auto"):
+            raise ProfileError(f"parameter step: unknown step {step!r}; valid: auto, {', '.join(STEPS)}")
+    return None if step_names in ((), ("auto",)) else step_names
+
+
+def _profiled_versions(catalog: Catalog, spec: PipelineSpec, chosen: tuple[str, ...] | None,
+                       wanted: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Per step, the variant ids to profile: the ones asked for (names are resolved within the one chosen step;
+    with several steps each must be a full id) or the spec's `profile.versions`."""
+    per_step: dict[str, tuple[str, ...]] = {}
+    for step in STEPS:
+        if not wanted:
+            per_step[step] = spec.profile.versions[step]
+            continue
+        listed = [v for v in wanted if "/" not in v or v.startswith(step + "/")]
+        if chosen and len(chosen) == 1 and step == chosen[0]:
+            listed = list(wanted)
+        elif not all("/" in v for v in wanted):
+            if chosen is None or len(chosen) != 1:
+                raise ProfileError("parameter versions: with several steps, give full variant ids "
+                                   "(e.g. ocr/tesseract:lstm-fast) so each names its step")
+            listed = []
+        try:
+            per_step[step] = tuple(dict.fromkeys(catalog.resolve(step, nm) for nm in listed)) or (
+                getattr(spec.default, step),)
+        except StepError as exc:
+            raise ProfileError(f"parameter versions: {exc}") from exc
+    return per_step
 
 
 # --- the breakdown and the inputs of each step ---------------------------------------------------
@@ -225,13 +221,13 @@ def breakdown_rows(step_ms: dict[str, list[float]]) -> list[dict[str, Any]]:
 
 # --- cells ---------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class Cell:
     step: str
     variant: str
     cores: int
     batch_size: int
-    cpus: list[int]
+    cpus: tuple[int, ...]
     oversubscribed: bool
 
 
@@ -241,18 +237,25 @@ def plan_cells(req: ProfileRequest, steps: tuple[str, ...]) -> list[Cell]:
     for step in steps:
         for variant, cores, batch in itertools.product(req.versions[step], req.cores, req.batch_sizes):
             over = cores > len(available)
-            cells.append(Cell(step, variant, cores, batch, available if over else available[:cores], over))
+            cells.append(Cell(step, variant, cores, batch, tuple(available if over else available[:cores]), over))
     return cells
 
 
-def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path) -> dict[str, Any]:
-    """One cell in its own process; returns the worker's measurements."""
-    spec = {"variant": cell.variant, "threads": cell.cores, "cpus": cell.cpus, "batch_size": cell.batch_size,
-            "inputs": str(inputs_path), "warmup": req.warmup, "min_batches": req.min_batches,
-            "min_seconds": req.min_seconds,
-            "out": str(workdir / "result.json")}
+def write_inputs(path: Path, step: str, records: Sequence[Any]) -> Path:
+    """A step's input records as JSON lines in the step's wire codec, for the cells' workers to read back."""
+    with path.open("w") as out:
+        for row in codec(step).encode_inputs(records):
+            out.write(json.dumps(row) + "\n")
+    return path
+
+
+def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path) -> Measurements:
+    """One cell in its own process (mlproject/profile_worker.py); returns what it measured."""
+    order = WorkOrder(variant=cell.variant, threads=cell.cores, cpus=cell.cpus, batch_size=cell.batch_size,
+                      warmup=req.warmup, min_batches=req.min_batches, min_seconds=req.min_seconds,
+                      inputs=str(inputs_path), out=str(workdir / "result.json"))
     cell_file = workdir / "cell.json"
-    cell_file.write_text(json.dumps(spec))
+    cell_file.write_text(order.to_json())
     env = {**os.environ, **{v: str(cell.cores) for v in THREAD_VARIABLES}, "OMP_THREAD_LIMIT": str(cell.cores)}
     done = subprocess.run([sys.executable, "-m", "mlproject.profile_worker", str(cell_file)], env=env,
                           capture_output=True, text=True)
@@ -260,27 +263,27 @@ def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path) 
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
         raise ProfileError(f"profiling {cell.variant} on {cell.cores} cores at batch {cell.batch_size} failed "
                            f"(exit {done.returncode}):\n{tail}")
-    return json.loads((workdir / "result.json").read_text())
+    return Measurements.from_json(Path(order.out).read_text(), order.out)
 
 
-def cell_metrics(cell: Cell, measured: dict[str, Any], accuracy: float, price: float) -> dict[str, float]:
-    batch_ms = np.asarray(measured["batch_ms"])
+def cell_metrics(cell: Cell, measured: Measurements, accuracy: float, price: float) -> dict[str, float]:
+    batch_ms = np.asarray(measured.batch_ms)
     per_doc = np.repeat(batch_ms, cell.batch_size)  # a document's latency is its batch's wall time
-    docs = measured["documents"]
-    allowed = len(measured["affinity"])
+    docs = measured.documents
+    allowed = len(measured.affinity)
     return {
         "latency_ms.p50": float(np.percentile(per_doc, 50)), "latency_ms.p95": float(np.percentile(per_doc, 95)),
         "latency_ms.p99": float(np.percentile(per_doc, 99)), "latency_ms.mean": float(per_doc.mean()),
         "batch_latency_ms.p50": float(np.percentile(batch_ms, 50)),
         "batch_latency_ms.p95": float(np.percentile(batch_ms, 95)),
         "batch_latency_ms.p99": float(np.percentile(batch_ms, 99)),
-        "throughput_docs_s": docs / measured["wall_s"],
-        "cpu_utilisation": measured["cpu_s"] / (measured["wall_s"] * allowed),  # per allowed core, 0..1
-        "cpu_cores_used": measured["cpu_s"] / measured["wall_s"],
-        "core_busy_pct": float(np.mean(measured["core_busy_pct"])),
-        "peak_rss_mb": measured["peak_rss_mb"], "load_s": measured["load_s"],
-        "cost_per_1k_docs": cost_per_1k_docs(cell.cores, measured["wall_s"], docs, price),
-        "accuracy": accuracy, "documents": float(docs), "failures": float(measured["failures"]),
+        "throughput_docs_s": docs / measured.wall_s,
+        "cpu_utilisation": measured.cpu_s / (measured.wall_s * allowed),  # per allowed core, 0..1
+        "cpu_cores_used": measured.cpu_s / measured.wall_s,
+        "core_busy_pct": float(np.mean(measured.core_busy_pct)),
+        "peak_rss_mb": measured.peak_rss_mb, "load_s": measured.load_s,
+        "cost_per_1k_docs": cost_per_1k_docs(cell.cores, measured.wall_s, docs, price),
+        "accuracy": accuracy, "documents": float(docs), "failures": float(measured.failures),
         "oversubscribed": float(cell.oversubscribed),
     }
 
@@ -324,10 +327,11 @@ class ProfileResult:
     wall_s: float = 0.0
 
 
-def run_profile(req: ProfileRequest, *, progress: bool = True, write_report: bool = True) -> ProfileResult:
+def run_profile(req: ProfileRequest, catalog: Catalog, *, progress: bool = True,
+                write_report: bool = True) -> ProfileResult:
+    """Run a validated profile with the process's one catalog."""
     import mlflow
 
-    catalog = default_catalog()
     client, parent_id, experiment_id = experiment_context(EXPERIMENT)
     docs = list(req.corpus)
     env = environment_params()
@@ -371,8 +375,7 @@ def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, 
         if not staged.inputs[step]:
             raise ProfileError(f"cannot profile {step}: every document failed before it with the default "
                                f"configuration ({req.base.id}); check the corpus")
-        inputs_paths[step] = tmp / f"{step}.pkl"
-        inputs_paths[step].write_bytes(pickle.dumps(staged.inputs[step]))
+        inputs_paths[step] = write_inputs(tmp / f"{step}.jsonl", step, staged.inputs[step])
     bar = tqdm(total=len(cells), desc=req.name, unit="cell", disable=not progress,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]{postfix}")
     for k, cell in enumerate(cells):
@@ -382,10 +385,10 @@ def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, 
         measured = run_cell(cell, inputs_paths[cell.step], req, workdir)
         metrics = cell_metrics(cell, measured, version_accuracy(result.accuracy, req.base, cell.step, cell.variant),
                                req.prices.price_per_core_hour)
-        run_id = _log_cell(client, experiment_id, parent_id, req, cell, measured, metrics, env)
+        run_id = _log_cell(client, experiment_id, parent_id, req, catalog, cell, measured, metrics, env)
         result.cells.append({"run_id": run_id, "step": cell.step, "variant": cell.variant, "cores": cell.cores,
                              "batch_size": cell.batch_size, "oversubscribed": cell.oversubscribed,
-                             "batching": measured["batching"], "affinity": measured["affinity"], **metrics})
+                             "batching": measured.batching, "affinity": list(measured.affinity), **metrics})
         bar.update(1)
     bar.close()
     mlflow.log_metrics({"cells": float(len(cells)), **{f"breakdown.{r['step']}.mean_ms": r["mean_ms"] for r in breakdown}})
@@ -407,15 +410,15 @@ def _profile_params(req: ProfileRequest, steps: tuple[str, ...], env: dict) -> d
     }
 
 
-def _log_cell(client, experiment_id: str, parent_id: str, req: ProfileRequest, cell: Cell, measured: dict,
-              metrics: dict[str, float], env: dict) -> str:
-    variant = default_catalog().get(cell.variant)
+def _log_cell(client, experiment_id: str, parent_id: str, req: ProfileRequest, catalog: Catalog, cell: Cell,
+              measured: Measurements, metrics: dict[str, float], env: dict) -> str:
+    variant = catalog.get(cell.variant)
     name = f"{cell.variant} · {cell.cores} core{'s' if cell.cores > 1 else ''} · batch {cell.batch_size}"
     tags = {"cardflow.kind": "profile-cell", "mlflow.parentRunId": parent_id, "cardflow.step": cell.step,
             "cardflow.variant": cell.variant, "cardflow.oversubscribed": str(cell.oversubscribed).lower()}
     params = {"step": cell.step, "variant": cell.variant, "model": variant.model, "version": variant.version,
               "cores": cell.cores, "batch_size": cell.batch_size, "threads": cell.cores,
-              "cpus": ",".join(map(str, measured["affinity"])), "batching": measured["batching"],
+              "cpus": ",".join(map(str, measured.affinity)), "batching": measured.batching,
               "oversubscribed": cell.oversubscribed, "corpus_manifest_sha256": req.corpus.manifest_hash,
               "warmup_batches": req.warmup, "price_per_core_hour": req.prices.price_per_core_hour, **env}
     return log_finished_run(client, experiment_id, name, tags, params, metrics)

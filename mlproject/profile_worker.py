@@ -2,26 +2,90 @@
 
     python -m mlproject.profile_worker CELL.json
 
-The parent (mlproject/profile.py) starts it with the thread-count variables (OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, OMP_THREAD_LIMIT) already set in its environment; the first
-thing this process does, before any numerical library is imported, is restrict itself to the allowed
-CPUs (sched_setaffinity). It then loads the variant with that many threads, runs warm-up batches,
-and times batches of the step's inputs while a sampler thread records resident memory (this process
-and its children) and the busy share of each allowed core. Results go to the cell's `out` file as
-JSON; nothing here talks to MLflow.
+CELL.json is a WorkOrder (written by mlproject/profile.py); the step's input records are JSON lines in the
+step's wire codec (steps/codec.py: images as lossless PNG, so the worker sees exactly the parent's pixels).
+The parent starts this process with the thread-count variables (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
+MKL_NUM_THREADS, OMP_THREAD_LIMIT) already set in its environment; the first thing it does, before any
+numerical library is imported, is restrict itself to the allowed CPUs (sched_setaffinity). It then loads the
+variant with that many threads, runs warm-up batches, and times batches of the step's inputs while a sampler
+thread records resident memory (this process and its children) and the busy share of each allowed core. The
+Measurements go to the order's `out` file as JSON; nothing here talks to MLflow.
+
+Only the standard library and common/ are imported at module level: numpy, OpenCV, ONNX Runtime and Tesseract
+start threads when imported, so they must come after the affinity is set.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from common.config import NonNegativeFloat, NonNegativeInt, PositiveInt, load
 
 
-def _sampler(stop: threading.Event, samples: dict, cpus: list[int], period: float = 0.05) -> None:
+@dataclass(frozen=True)
+class WorkOrder:
+    """What one cell's process does: run `variant` with `threads` threads on `cpus`, in batches of `batch_size`
+    (`warmup` batches first, then at least `min_batches` and `min_seconds` of timed work) over the input records in
+    `inputs` (JSON lines, the step's wire codec); write the Measurements to `out`."""
+
+    variant: str
+    threads: PositiveInt
+    cpus: tuple[NonNegativeInt, ...]
+    batch_size: PositiveInt
+    warmup: NonNegativeInt
+    min_batches: PositiveInt
+    min_seconds: NonNegativeFloat
+    inputs: str
+    out: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "work order") -> WorkOrder:
+        return load(cls, json.loads(text), source)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What a cell measured: every timed batch's wall time, the totals, and what the process ran on."""
+
+    batch_ms: tuple[float, ...]
+    documents: int
+    wall_s: float
+    cpu_s: float  # user + system, this process and its children
+    load_s: float
+    peak_rss_mb: float
+    affinity: tuple[int, ...]  # every CPU the process was allowed while timed
+    core_busy_pct: tuple[float, ...]  # per allowed core, system-wide busy share (other processes included)
+    failures: int
+    batching: str  # how the variant meets a batch (tensor, spread, sequential)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "measurements") -> Measurements:
+        return load(cls, json.loads(text), source)
+
+
+def read_inputs(path: Path, step: str) -> list[Any]:
+    """The step's input records from JSON lines written with `codec(step).encode_inputs`."""
+    from steps.codec import codec
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return codec(step).decode(rows)
+
+
+def _sampler(stop: threading.Event, samples: dict, cpus: tuple[int, ...], period: float = 0.05) -> None:
     import psutil
 
     proc = psutil.Process()
@@ -36,46 +100,45 @@ def _sampler(stop: threading.Event, samples: dict, cpus: list[int], period: floa
         samples.setdefault("core_busy", []).append([per_core[c] for c in cpus if c < len(per_core)])
 
 
-def run_cell(cell: dict) -> dict:
-    os.sched_setaffinity(0, cell["cpus"])  # before numpy, OpenCV, ONNX Runtime or Tesseract start threads
-    import pickle
-
+def run_cell(order: WorkOrder) -> Measurements:
+    os.sched_setaffinity(0, order.cpus)  # before numpy, OpenCV, ONNX Runtime or Tesseract start threads
     import psutil
 
     from steps.catalog import default_catalog
+    from steps.records import StepFailure
 
-    inputs = pickle.loads(Path(cell["inputs"]).read_bytes())
-    variant = default_catalog().get(cell["variant"])
-    variant.set_threads(cell["threads"])
+    variant = default_catalog().get(order.variant)  # this process's one catalog
+    inputs = read_inputs(Path(order.inputs), variant.step)
+    variant.set_threads(order.threads)
     started = time.perf_counter()
     variant.load()
     load_s = time.perf_counter() - started
-    size = cell["batch_size"]
+    size = order.batch_size
 
     def batch_at(k: int) -> list:  # full batches, cycling through the inputs
         return [inputs[(k * size + j) % len(inputs)] for j in range(size)]
 
-    for k in range(cell["warmup"]):
+    for k in range(order.warmup):
         variant.run(batch_at(k))
     # At least every input once, at least min_batches batches and at least min_seconds of timed work
     # (cheap steps need many batches for a stable p95).
-    at_least = max(cell["min_batches"], -(-len(inputs) // size))
+    at_least = max(order.min_batches, -(-len(inputs) // size))
     proc = psutil.Process()
     samples: dict = {}
     stop = threading.Event()
-    sampler = threading.Thread(target=_sampler, args=(stop, samples, cell["cpus"]), daemon=True)
+    sampler = threading.Thread(target=_sampler, args=(stop, samples, order.cpus), daemon=True)
     sampler.start()
     cpu0 = proc.cpu_times()
     wall0 = time.perf_counter()
     batch_ms, failures, seen = [], 0, set()
-    k = cell["warmup"]
-    while len(batch_ms) < at_least or time.perf_counter() - wall0 < cell.get("min_seconds", 0.0):
+    k = order.warmup
+    while len(batch_ms) < at_least or time.perf_counter() - wall0 < order.min_seconds:
         batch = batch_at(k)
         k += 1
         t = time.perf_counter()
         outputs = variant.run(batch)
         batch_ms.append((time.perf_counter() - t) * 1000.0)
-        failures += sum(1 for o in outputs if type(o).__name__ == "StepFailure")
+        failures += sum(1 for o in outputs if isinstance(o, StepFailure))
         seen |= set(os.sched_getaffinity(0))
     wall = time.perf_counter() - wall0
     cpu1 = proc.cpu_times()
@@ -83,19 +146,18 @@ def run_cell(cell: dict) -> dict:
     sampler.join()
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system) + \
         (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
-    busy = samples.get("core_busy") or [[0.0] * len(cell["cpus"])]
-    per_core = [sum(row[k] for row in busy) / len(busy) for k in range(len(busy[0]))]
-    return {
-        "batch_ms": batch_ms, "documents": len(batch_ms) * size, "wall_s": wall, "cpu_s": cpu_s,
-        "load_s": load_s, "peak_rss_mb": samples.get("peak_rss", proc.memory_info().rss) / 2**20,
-        "affinity": sorted(seen), "core_busy_pct": per_core, "failures": failures, "batching": variant.batching,
-    }
+    busy = samples.get("core_busy") or [[0.0] * len(order.cpus)]
+    per_core = tuple(sum(row[c] for row in busy) / len(busy) for c in range(len(busy[0])))
+    return Measurements(batch_ms=tuple(batch_ms), documents=len(batch_ms) * size, wall_s=wall, cpu_s=cpu_s,
+                        load_s=load_s, peak_rss_mb=samples.get("peak_rss", proc.memory_info().rss) / 2**20,
+                        affinity=tuple(sorted(seen)), core_busy_pct=per_core, failures=failures,
+                        batching=variant.batching)
 
 
 def main() -> int:
-    cell = json.loads(Path(sys.argv[1]).read_text())
-    result = run_cell(cell)
-    Path(cell["out"]).write_text(json.dumps(result))
+    path = Path(sys.argv[1])
+    order = WorkOrder.from_json(path.read_text(), str(path))
+    Path(order.out).write_text(run_cell(order).to_json())
     return 0
 
 

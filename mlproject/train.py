@@ -53,7 +53,7 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
     if not labelled:
         raise StepError(f"training corpus {corpus} has no documents labelled with level-1 and level-2 classes")
     started = time.perf_counter()
-    results = ocr_documents(labelled, preprocess_id, ocr_id, workers, desc="train: ocr")
+    results = ocr_documents(labelled, preprocess_id, ocr_id, workers, catalog, store, desc="train: ocr")
     ocr_seconds = time.perf_counter() - started
     kept = [(d, r) for d, r in zip(labelled, results, strict=True) if not isinstance(r, StepFailure)]
     texts = [classification_text(r) for _, r in kept]

@@ -22,10 +22,12 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from common.params import ParameterError
+from common.params import ParameterError, fraction, is_default, or_default, positive_int
 from corpus.records import Corpus
 from corpus.resolve import resolve_corpus
 from registry.errors import RegistryError, RegistryNotFound
@@ -35,7 +37,7 @@ from steps.base import STEPS
 from steps.catalog import Catalog
 from steps.runner import Pipeline
 from steps.scoring import Summary, latency_metrics
-from steps.spec import Sla
+from steps.spec import GateDefaults, Sla
 from tracking.edge import client_for, experiment_id, log_finished_run, mlflow_errors, probe
 
 EVAL_EXPERIMENT = "cardflow-registry-eval"
@@ -44,9 +46,10 @@ DECISION_EXPERIMENT = "cardflow-registry-decisions"
 
 @dataclass(frozen=True)
 class GateSpec:
-    """Where gates evaluate and how strict they are (configs/pipeline.yaml `registry.gate`)."""
+    """Where gates evaluate and how strict they are: configs/pipeline.yaml `registry.gate` with the command's
+    overrides, and the SLA's step budgets and batch size."""
 
-    corpus: str | None
+    corpus: str | None  # None: the corpus generated from n, seed and distribution
     n: int
     seed: int
     distribution: str
@@ -55,19 +58,15 @@ class GateSpec:
     batch_size: int
 
 
-def gate_spec(raw: dict[str, Any], budgets_ms: dict[str, float], batch_size: int, **overrides: Any) -> GateSpec:
-    gate = dict((raw.get("registry") or {}).get("gate") or {})
-    gate.update({k: v for k, v in overrides.items() if v not in (None, "")})
-    try:
-        spec = GateSpec(corpus=gate.get("corpus") or None, n=int(gate.get("n", 12)), seed=int(gate.get("seed", 4242)),
-                        distribution=str(gate.get("distribution", "clean")),
-                        accuracy_tolerance=float(gate.get("accuracy_tolerance", 0.01)),
-                        budgets_ms=dict(budgets_ms), batch_size=int(gate.get("batch_size", batch_size)))
-    except (TypeError, ValueError) as exc:
-        raise RegistryError(f"registry.gate in configs/pipeline.yaml or a --option: {exc}") from exc
-    if not 0 <= spec.accuracy_tolerance < 1:
-        raise RegistryError(f"parameter tolerance: must be in [0, 1), got {spec.accuracy_tolerance}")
-    return spec
+def gate_spec(gate: GateDefaults, budgets_ms: Mapping[str, float], batch_size: int, *, corpus: str | Path | None = None,
+              n: Any = None, distribution: str | None = None, accuracy_tolerance: Any = None) -> GateSpec:
+    """The spec's gate section (`spec.registry.gate`, already checked at load) with the command's overrides (None or
+    '' keeps the spec's value), each override validated like every parameter."""
+    corpus = or_default(corpus, gate.corpus)
+    return GateSpec(corpus=None if is_default(corpus) else str(corpus), n=positive_int("n", or_default(n, gate.n)),
+                    seed=gate.seed, distribution=str(or_default(distribution, gate.distribution)),
+                    accuracy_tolerance=fraction("tolerance", or_default(accuracy_tolerance, gate.accuracy_tolerance)),
+                    budgets_ms=dict(budgets_ms), batch_size=batch_size)
 
 
 @dataclass

@@ -44,7 +44,8 @@ class Configuration:
 class Catalog:
     """Every variant by id; refuses duplicates and unknown ids (listing the valid ones)."""
 
-    def __init__(self, variants: Iterable[Variant]) -> None:
+    def __init__(self, variants: Iterable[Variant], store: ModelStore | None = None) -> None:
+        self.store = store  # the model store the variants read (None: a hand-built catalog)
         self._variants: dict[str, Variant] = {}
         for variant in variants:
             if variant.step not in STEPS:
@@ -108,4 +109,5 @@ def default_catalog(store: ModelStore | None = None) -> Catalog:
     from steps import classify, extract, ocr, preprocess
 
     store = store or ModelStore()
-    return Catalog([*preprocess.variants(), *ocr.variants(store), *classify.variants(store), *extract.variants()])
+    return Catalog([*preprocess.variants(), *ocr.variants(store), *classify.variants(store), *extract.variants()],
+                   store)

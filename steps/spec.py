@@ -1,35 +1,55 @@
-"""The pipeline spec (configs/pipeline.yaml) as frozen, typed objects, validated against the catalog."""
+"""The pipeline spec (configs/pipeline.yaml) as frozen, typed objects, validated once at load: every key and type
+(common/config.py), the ranges, every variant id and classifier family against the catalog. A mistake is a
+ConfigError naming the file and the key; nothing reads raw YAML. (Distribution names are checked where a corpus
+is made, corpus/resolve.py: the steps layer does not read the generator's presets.)"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
-import yaml
-
+from common.config import (
+    NON_EMPTY,
+    Check,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    config_error,
+    load_file,
+    within,
+)
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
 from steps.errors import StepError
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
+Step = Literal[STEPS]
+Names = Annotated[tuple[str, ...], NON_EMPTY]
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    n: int
+    """`training:` the corpus `cardflow train` generates, the OCR that reads it, the classifier families it fits."""
+
+    n: PositiveInt  # documents per distribution
     seed: int
-    distributions: tuple[str, ...]
-    preprocess: str
+    distributions: Names
+    preprocess: str  # variant ids (resolved at load)
     ocr: str
-    families: tuple[str, ...]
+    families: Names
 
 
 @dataclass(frozen=True)
 class Sla:
-    batch_size: int
-    end_to_end_ms: float
-    steps_ms: dict[str, float] = field(default_factory=dict)
+    """`sla:` p95 latency budgets per document at a fixed batch size, end to end and per step."""
+
+    batch_size: PositiveInt
+    end_to_end_ms: PositiveFloat
+    steps_ms: dict[Step, PositiveFloat] = field(default_factory=dict)
 
     def verdict(self, end_to_end_p95: float, steps_p95: dict[str, float]) -> dict[str, bool]:
         """SLA met, end to end and per step, judged on p95 latency per document."""
@@ -40,49 +60,88 @@ class Sla:
 
 
 @dataclass(frozen=True)
+class ProfileDefaults:
+    """`profile:` what `cardflow profile` does where a parameter is not given, and the load the recommender sizes
+    each step for (replicas at most `max_utilisation` busy, at most `max_replicas` of them)."""
+
+    cores: Annotated[tuple[PositiveInt, ...], NON_EMPTY]
+    batch_sizes: Annotated[tuple[PositiveInt, ...], NON_EMPTY]
+    distributions: Names
+    n: PositiveInt  # documents per distribution of a generated corpus
+    seed: int
+    target_load_docs_s: PositiveFloat
+    max_utilisation: Annotated[float, Check(lambda v: 0 < v <= 1, "in (0, 1]")]
+    max_replicas: PositiveInt
+    steps: Literal["auto"] | Annotated[tuple[Step, ...], NON_EMPTY] = "auto"  # auto: the two most expensive
+    versions: dict[Step, tuple[str, ...]] = field(default_factory=dict)  # after load: every step, full variant ids
+    warmup_batches: NonNegativeInt = 1
+    min_batches: PositiveInt = 3  # timed batches per cell at least …
+    min_seconds: NonNegativeFloat = 2.0  # … and at least this much timed work
+
+
+@dataclass(frozen=True)
+class GateDefaults:
+    """`registry.gate:` where promotion gates evaluate, unless the command says otherwise, and how strict they are."""
+
+    n: PositiveInt
+    seed: int
+    distribution: str
+    accuracy_tolerance: Annotated[float, within(0, 1, high_open=True)]  # absolute accuracy drop allowed
+    corpus: str | None = None  # a corpus folder; None or "": one generated from n, seed and distribution
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """`registry:`"""
+
+    gate: GateDefaults
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
-    default: Configuration
+    """configs/pipeline.yaml, every variant id resolved against the catalog."""
+
+    version: Literal[1]
+    default: Configuration = field(metadata={"key": "default_configuration"})
     training: TrainingSpec
     sla: Sla
-    grid: dict[str, tuple[str, ...]]
-    distributions: tuple[str, ...]
-    raw: dict[str, Any]
-
-
-def _need(data: dict, key: str, where: str) -> Any:
-    if key not in data:
-        raise StepError(f"{where}: missing key {key!r}")
-    return data[key]
+    profile: ProfileDefaults
+    registry: RegistrySpec
+    grid: dict[Step, Annotated[tuple[str, ...], NON_EMPTY]] = field(default_factory=dict)  # after load: every step
+    distributions: Names = ("clean",)  # the default sweep's
 
 
 def load_spec(catalog: Catalog, path: Path = DEFAULT_SPEC) -> PipelineSpec:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise StepError(f"cannot read pipeline spec {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise StepError(f"{path}: not valid YAML ({exc})") from exc
-    where = str(path)
-    default = catalog.configuration(_need(data, "default_configuration", where))
-    t = _need(data, "training", where)
-    training = TrainingSpec(
-        n=int(_need(t, "n", f"{where} training")), seed=int(_need(t, "seed", f"{where} training")),
-        distributions=tuple(_need(t, "distributions", f"{where} training")),
-        preprocess=catalog.resolve("preprocess", _need(t, "preprocess", f"{where} training")),
-        ocr=catalog.resolve("ocr", _need(t, "ocr", f"{where} training")),
-        families=tuple(_need(t, "families", f"{where} training")),
-    )
-    s = _need(data, "sla", where)
-    sla = Sla(batch_size=int(_need(s, "batch_size", f"{where} sla")),
-              end_to_end_ms=float(_need(s, "end_to_end_ms", f"{where} sla")),
-              steps_ms={k: float(v) for k, v in (s.get("steps_ms") or {}).items()})
-    unknown = set(sla.steps_ms) - set(STEPS)
-    if unknown:
-        raise StepError(f"{where} sla.steps_ms: unknown step(s) {', '.join(sorted(unknown))}; steps: {', '.join(STEPS)}")
-    if sla.batch_size < 1:
-        raise StepError(f"{where} sla.batch_size must be at least 1, got {sla.batch_size}")
-    grid_raw = data.get("grid") or {}
-    grid = {step: tuple(catalog.resolve(step, name) for name in grid_raw.get(step, [getattr(default, step)]))
-            for step in STEPS}
-    distributions = tuple(data.get("distributions") or ("clean",))
-    return PipelineSpec(default, training, sla, grid, distributions, data)
+    """The spec in `path`, typed and checked; variant names resolved to full ids of `catalog`."""
+    spec = load_file(PipelineSpec, path)
+
+    def variant(step: str, name: str, where: str) -> str:
+        try:
+            return catalog.resolve(step, name)
+        except StepError as exc:
+            raise config_error(path, where, str(exc)) from exc
+
+    def variants(step: str, names: Sequence[str], where: str) -> tuple[str, ...]:
+        return tuple(variant(step, name, f"{where}[{k}]") for k, name in enumerate(names))
+
+    default = Configuration(**{s: variant(s, getattr(spec.default, s), f"default_configuration.{s}") for s in STEPS})
+    _check_families(catalog, path, spec.training.families)
+    taught = spec.training
+    training = dataclasses.replace(taught, preprocess=variant("preprocess", taught.preprocess, "training.preprocess"),
+                                   ocr=variant("ocr", taught.ocr, "training.ocr"))
+    grid = {s: variants(s, spec.grid.get(s, (getattr(default, s),)), f"grid.{s}") for s in STEPS}
+    versions = {s: tuple(dict.fromkeys(variants(s, spec.profile.versions.get(s, ()), f"profile.versions.{s}")))
+                or (getattr(default, s),) for s in STEPS}
+    return dataclasses.replace(spec, default=default, training=training, grid=grid,
+                               profile=dataclasses.replace(spec.profile, versions=versions))
+
+
+def _check_families(catalog: Catalog, path: Path, families: Sequence[str]) -> None:
+    """Each family is a classifier model the catalog has at both levels (l1, l2)."""
+    ids = set(catalog.ids("classify"))
+    models = dict.fromkeys(vid.split("/", 1)[1].rsplit(":", 1)[0] for vid in catalog.ids("classify"))
+    learned = [m for m in models if {f"classify/{m}:l1", f"classify/{m}:l2"} <= ids]
+    for k, family in enumerate(families):
+        if family not in learned:
+            raise config_error(path, f"training.families[{k}]",
+                               f"unknown classifier family {family!r}; valid: {', '.join(learned)}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.config import ConfigError
 from corpus import format as fmt
 from corpus.capture import Preset, capture, get_preset, load_presets
 from corpus.errors import CorpusError
@@ -140,10 +141,10 @@ def test_capture_records_what_it_applied() -> None:
 def test_bad_distribution_files_are_refused_with_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "d.yaml"
     bad.write_text("presets:\n  foo:\n    blurr_sigma: [1, 2]\n")
-    with pytest.raises(CorpusError, match=r"d.yaml: preset 'foo' has unknown key\(s\) blurr_sigma"):
+    with pytest.raises(ConfigError, match=r"d.yaml: presets.foo: unknown key 'blurr_sigma'; valid keys: blur_sigma"):
         load_presets(bad)
     bad.write_text("presets:\n  foo:\n    blur_sigma: 3\n")
-    with pytest.raises(CorpusError, match=r"blur_sigma' must be a \[low, high\] list"):
+    with pytest.raises(ConfigError, match=r"d.yaml: presets.foo.blur_sigma: expected a \[low, high\] list, got 3"):
         load_presets(bad)
     with pytest.raises(CorpusError, match="unknown distribution 'fog'; valid: clean, scan, phone"):
         get_preset("fog")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from analysis.recommend import Option, recommend, size
-from mlproject.profile import cost_per_1k_docs
+from common.config import ConfigError
+from common.params import ParameterError
+from mlproject.profile import cost_per_1k_docs, write_inputs
+from mlproject.profile_worker import Measurements, WorkOrder, read_inputs
 from steps.modelstore import ModelStore
 from tests.conftest import ROOT, run_notebook
 
@@ -94,16 +96,60 @@ def test_recommender_reports_no_feasible_configuration_with_the_tightest_constra
     assert rec.reason.startswith("no feasible configuration") and expected in rec.reason
 
 
-def _run_worker(tmp_path: Path, inputs: list, variant: str, threads: int, cpus: list[int], batch: int) -> dict:
-    (tmp_path / "inputs.pkl").write_bytes(pickle.dumps(inputs))
-    cell = {"variant": variant, "threads": threads, "cpus": cpus, "batch_size": batch, "inputs": str(tmp_path / "inputs.pkl"),
-            "warmup": 1, "min_batches": 2, "out": str(tmp_path / "out.json")}
-    (tmp_path / "cell.json").write_text(json.dumps(cell))
+def test_the_recommender_refuses_a_load_that_is_not_positive() -> None:
+    options, accuracy = _table()
+    with pytest.raises(ParameterError, match="parameter load: the target load must be positive, got 0"):
+        recommend(options, accuracy, end_to_end_ms=3000, step_budgets_ms={}, load=0, price_per_core_hour=PRICE)
+
+
+def test_a_cell_crosses_the_process_boundary_as_typed_json(tmp_path: Path) -> None:
+    """The work order and the measurements round-trip through JSON; a malformed order is refused naming its key."""
+    order = WorkOrder(variant="ocr/tesseract:lstm-fast", threads=2, cpus=(0, 1), batch_size=4, warmup=1, min_batches=3,
+                      min_seconds=2.0, inputs=str(tmp_path / "ocr.jsonl"), out=str(tmp_path / "result.json"))
+    assert WorkOrder.from_json(order.to_json()) == order
+    measured = Measurements(batch_ms=(10.5, 12.0), documents=8, wall_s=0.5, cpu_s=0.9, load_s=0.1, peak_rss_mb=210.0,
+                            affinity=(0, 1), core_busy_pct=(90.0, 85.5), failures=0, batching="spread")
+    assert Measurements.from_json(measured.to_json()) == measured
+    bad = json.loads(order.to_json()) | {"cpus": [0, "1"]}
+    with pytest.raises(ConfigError, match=r"cell.json: cpus\[1\]: expected an integer, got '1'"):
+        WorkOrder.from_json(json.dumps(bad), "cell.json")
+    with pytest.raises(ConfigError, match="cell.json: missing key 'out'"):
+        WorkOrder.from_json(json.dumps({k: v for k, v in json.loads(order.to_json()).items() if k != "out"}),
+                            "cell.json")
+
+
+def test_step_inputs_cross_to_the_worker_exactly(tmp_path: Path) -> None:
+    """Images travel as lossless PNG (the worker sees the parent's pixels), OCR results and classifications as
+    their JSON; what the worker reads back is what the parent staged."""
+    import numpy as np
+
+    from steps.records import Classification, ExtractInput, ImageRecord, Line, OcrResult, Word
+
+    rng = np.random.default_rng(3)
+    images = [ImageRecord("a", rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)),
+              ImageRecord("b", rng.integers(0, 256, (41, 29), dtype=np.uint8), ("gray", "otsu"))]
+    back = read_inputs(write_inputs(tmp_path / "ocr.jsonl", "ocr", images), "ocr")
+    assert [(r.doc_id, r.applied) for r in back] == [("a", ()), ("b", ("gray", "otsu"))]
+    assert all(np.array_equal(r.image, i.image) and r.image.dtype == np.uint8
+               for r, i in zip(back, images, strict=True))
+    ocr = OcrResult("a", (Line("P<AURSMITH", 91.25, (1, 2, 30, 9), (Word("P<AURSMITH", 91.25, (1, 2, 30, 9)),)),),
+                    (53, 37))
+    classification = Classification("a", "passport", {"passport": 0.9}, "AUR.passport", {"AUR.passport": 0.8})
+    assert read_inputs(write_inputs(tmp_path / "classify.jsonl", "classify", [ocr]), "classify") == [ocr]
+    both = [ExtractInput(ocr, classification)]
+    assert read_inputs(write_inputs(tmp_path / "extract.jsonl", "extract", both), "extract") == both
+
+
+def _run_worker(tmp_path: Path, inputs: list, variant: str, threads: int, cpus: list[int], batch: int) -> Measurements:
+    inputs_file = write_inputs(tmp_path / "inputs.jsonl", variant.split("/")[0], inputs)
+    order = WorkOrder(variant=variant, threads=threads, cpus=tuple(cpus), batch_size=batch, warmup=1, min_batches=2,
+                      min_seconds=0.0, inputs=str(inputs_file), out=str(tmp_path / "out.json"))
+    (tmp_path / "cell.json").write_text(order.to_json())
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run([sys.executable, "-m", "mlproject.profile_worker", str(tmp_path / "cell.json")], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads((tmp_path / "out.json").read_text())
+    return Measurements.from_json((tmp_path / "out.json").read_text())
 
 
 @pytest.mark.slow
@@ -117,12 +163,12 @@ def test_a_worker_allowed_one_core_never_runs_on_two(small_corpus: Path, tmp_pat
     assert len(available) >= 2, "this test needs a machine with 2 cores"
     images = [decode(d) for d in list(load(small_corpus))[:4]]
     one = _run_worker(tmp_path, images, "ocr/tesseract:lstm-fast", threads=2, cpus=[available[0]], batch=4)
-    assert one["affinity"] == [available[0]]
-    assert one["cpu_s"] / one["wall_s"] <= 1.05
-    assert one["batching"] == "spread" and one["failures"] == 0
+    assert one.affinity == (available[0],)
+    assert one.cpu_s / one.wall_s <= 1.05
+    assert one.batching == "spread" and one.failures == 0
     two = _run_worker(tmp_path, images, "ocr/tesseract:lstm-fast", threads=2, cpus=available[:2], batch=4)
-    assert two["affinity"] == available[:2]
-    assert two["cpu_s"] / two["wall_s"] > 1.2  # the batch really is spread over both cores
+    assert two.affinity == tuple(available[:2])
+    assert two.cpu_s / two.wall_s > 1.2  # the batch really is spread over both cores
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from analysis.report import write_sweep_report
 from mlproject.sweep.execute import ChunkResult, run_tasks
 from mlproject.sweep.plan import SweepRequest, Task, build_request, code_version, plan_tasks
 from mlproject.sweep.record import RunRecord, breakdown_text, build_record
@@ -97,9 +98,8 @@ def run_sweep(req: SweepRequest, catalog: Catalog, *, progress: bool = True, wri
             if req.nested:
                 _log_results_table(records, result)
             if write_report and req.nested:
-                from analysis.report import write_sweep_report
-
-                result.report_dir = write_sweep_report(result.parent_run_id, req.report_root / req.name)
+                result.report_dir = write_sweep_report(result.parent_run_id, req.report_root / req.name, catalog,
+                                                       client)
                 mlflow.log_artifacts(str(result.report_dir), "report")
     return result
 

@@ -9,9 +9,11 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlproject.sweep.plan import Task
 from steps.catalog import Catalog, Configuration, default_catalog
+from steps.modelstore import ModelStore
 from steps.runner import DocumentOutcome, evaluate_batches
 
 _WORKER: dict[str, Catalog] = {}
@@ -45,9 +47,10 @@ def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
     return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb)
 
 
-def _init_worker() -> None:
+def _init_worker(store_root: str | None) -> None:
+    """A pool worker: Ctrl-C left to the parent, and a catalog of its own, once, over the caller's model store."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    _WORKER["catalog"] = default_catalog()
+    _WORKER["catalog"] = default_catalog(ModelStore(Path(store_root)) if store_root else None)
 
 
 def _evaluate_in_worker(task_json: str) -> ChunkResult:
@@ -61,7 +64,8 @@ def run_tasks(tasks: Sequence[Task], workers: int, catalog: Catalog, on_result: 
         for task in tasks:
             on_result(evaluate(task, catalog))
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
+    store_root = str(catalog.store.root) if catalog.store else None
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(store_root,)) as pool:
         futures: set[Future] = {pool.submit(_evaluate_in_worker, task.to_json()) for task in tasks}
         try:
             while futures:
