@@ -42,8 +42,9 @@ test: $(DEV_STAMP) system-deps  ## the whole test suite
 test-fast: $(DEV_STAMP)  ## tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: $(DEV_STAMP)  ## ruff
+lint: $(DEV_STAMP)  ## ruff, and the layer contracts (import-linter: pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: bench-corpus bench-sweep bench-registry  ## every benchmark
 

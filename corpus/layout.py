@@ -1,5 +1,6 @@
 """The geometry of the synthetic document templates: the one table that corpus/templates.py draws from and
-steps/extract.py reads (to find a value where the template puts it when its label was not read).
+corpus/extract_layouts.py exports for the extractors (configs/layouts/synthetic.json, which steps/extract/
+reads to find a value where the template puts it when its label was not read).
 
 Pixels are template pixels, 10 px/mm (ID-1 card 85.6 x 54 mm; TD3 passport data page 125 x 88 mm), those
 of a 'clean' capture. One `DocumentLayout` per (document type, photo side): the photo, the signature, the

@@ -23,7 +23,7 @@ from mlflow.pyfunc import PythonModel
 
 from steps.base import Variant
 from steps.catalog import Catalog, default_catalog
-from steps.codec import DOC_ID, codec
+from steps.codec import DOC_ID, ERROR, codec
 from steps.errors import StepError
 from steps.modelstore import ModelStore, sha256_file
 
@@ -32,7 +32,7 @@ STORE_ARTIFACT = "store"
 # What a registered model's code imports when it loads (pins come from requirements.lock). The step
 # modules share the catalog, so every model needs the common set; `test_registry` checks that every
 # distribution imported by a loaded model of each step is required directly or through these.
-COMMON_PACKAGES = ["mlflow", "pandas", "PyYAML", "numpy", "opencv-python", "pillow", "Faker", "mrz", "rapidfuzz",
+COMMON_PACKAGES = ["mlflow", "pandas", "PyYAML", "numpy", "opencv-python", "pillow", "mrz", "rapidfuzz",
                    "psutil", "scipy", "tqdm", "onnxruntime"]
 RUNTIME_PACKAGES = {
     "preprocess": [],
@@ -90,7 +90,9 @@ def signature(step: str):
 
     wire = codec(step)
     return ModelSignature(
-        inputs=Schema([ColSpec("string", DOC_ID), *(ColSpec("string", c) for c in wire.reads)]),
+        # `error` is optional: a previous step's output row carries it, and a document that failed there passes
+        inputs=Schema([ColSpec("string", DOC_ID), *(ColSpec("string", c) for c in wire.reads),
+                       ColSpec("string", ERROR, required=False)]),
         outputs=Schema([ColSpec("string", c) for c in wire.columns]),
     )
 

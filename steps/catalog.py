@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from steps import classify, extract, ocr, preprocess
 from steps.base import STEPS, Variant
 from steps.errors import StepError, UnknownVariant
 from steps.modelstore import ModelStore
@@ -106,8 +107,6 @@ class Catalog:
 
 def default_catalog(store: ModelStore | None = None) -> Catalog:
     """All variants CardFlow ships."""
-    from steps import classify, extract, ocr, preprocess
-
     store = store or ModelStore()
-    return Catalog([*preprocess.variants(), *ocr.variants(store), *classify.variants(store), *extract.variants()],
+    return Catalog([*preprocess.variants(), *ocr.variants(store), *classify.variants(store), *extract.variants(store)],
                    store)

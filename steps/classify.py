@@ -3,7 +3,8 @@
 Learned models (character n-gram TF-IDF + logistic regression / naive Bayes / linear SVM) are trained
 by `cardflow train` (steps/training.py), exported to ONNX and run here with ONNX Runtime. A level-1
 model predicts the type only; a level-2 model predicts issuer × type, and its level-1 scores are its
-level-2 probabilities summed per type. `keywords:l2` is a rule baseline with no learning.
+level-2 probabilities summed per type. `keywords:l2` is a rule baseline with no learning, over the issuer
+layouts the extractors read (steps/extract/layouts.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.issuers import ISSUERS
-from corpus.records import L1_CLASSES
 from steps.base import Variant
 from steps.errors import ModelNotTrained
+from steps.extract.layouts import IssuerLayouts, layouts_file
 from steps.modelstore import ModelStore
 from steps.normalize import fold, normalise_text
 from steps.records import Classification, OcrResult
@@ -120,46 +120,56 @@ class OnnxTextClassifier(Variant[OcrResult, Classification, "OnnxClassifierParam
         return [to_classification(item.doc_id, self.params.level, self.labels, row) for item, row in zip(items, probs, strict=True)]
 
 
-# Keyword baseline: document titles per type (every issuer's language) and MRZ / licence cues.
-_TITLE_WORDS = {
-    "passport": {"PASSPORT", "REISEPASS", "PASAPORTE", "PASSAPORTO", "PASZPORT"},
-    "id_card": {"IDENTITY", "PERSONALAUSWEIS", "IDENTIDAD", "IDENTITA", "DOWOD", "OSOBISTY"},
-    "driving_licence": {"DRIVING", "LICENCE", "FUHRERSCHEIN", "CONDUCCION", "PATENTE", "GUIDA", "PRAWO", "JAZDY"},
-}
-
-
 @dataclass(frozen=True)
 class KeywordParams:
     title_weight: float = 2.0
     cue_weight: float = 1.0
+    layouts: str = "synthetic"  # issuer layouts (titles, names, codes): extract/layouts/<layouts>.json in the store
 
 
-class KeywordClassifier(Variant[OcrResult, Classification, "KeywordParams"]):
+class KeywordClassifier(Variant[OcrResult, Classification, KeywordParams]):
     """No learning: counts title words, MRZ prefixes and licence numbering for the type, and issuer
-    names and codes for the issuer. Scores are the normalised counts."""
+    names and codes for the issuer (titles, names and codes from the issuer layouts). Scores are the
+    normalised counts."""
 
     step = "classify"
     model = "keywords"
+
+    def __init__(self, version: str, params: KeywordParams, description: str = "",
+                 store: ModelStore | None = None) -> None:
+        super().__init__(version, params, description)
+        self.store = store or ModelStore()
+        self.l1_classes: tuple[str, ...] = ()
+        self.title_words: dict[str, frozenset[str]] = {}  # per type: every issuer's title words for it
+        self.issuer_words: dict[str, frozenset[str]] = {}  # per issuer code: the words of its printed name
+
+    def model_files(self) -> dict[str, Path]:
+        return {"layouts.json": self.store.root / layouts_file(self.params.layouts)}
+
+    def _load(self) -> None:
+        layouts = IssuerLayouts.load(self.store.path(layouts_file(self.params.layouts)))
+        self.l1_classes = layouts.l1_classes
+        self.title_words = dict(layouts.title_keywords)
+        self.issuer_words = {i.code: frozenset(re.findall(r"[A-Z]{4,}", fold(i.name))) for i in layouts.issuers}
 
     def process(self, item: OcrResult) -> Classification:
         text = fold(item.text)
         words = set(re.findall(r"[A-Z]+", text))
         p: KeywordParams = self.params
-        type_votes = {l1: p.title_weight * len(words & kw) for l1, kw in _TITLE_WORDS.items()}
         compact = text.replace(" ", "")
-        type_votes["passport"] += p.cue_weight * len(re.findall(r"P<[A-Z<]{3}", compact))
-        type_votes["id_card"] += p.cue_weight * len(re.findall(r"(?:ID|I<)[A-Z<]{3}[A-Z0-9<]{9}\d", compact))
-        type_votes["driving_licence"] += p.cue_weight * len(re.findall(r"(?m)^\s*(?:4[ABC]|[1-9])[.,]\s", text))
-        issuer_votes = {}
-        for issuer in ISSUERS:
-            name_words = set(re.findall(r"[A-Z]{4,}", fold(issuer.name)))
-            issuer_votes[issuer.code] = 2.0 * len(words & name_words) + text.count(issuer.code)
+        cues = {"passport": len(re.findall(r"P<[A-Z<]{3}", compact)),
+                "id_card": len(re.findall(r"(?:ID|I<)[A-Z<]{3}[A-Z0-9<]{9}\d", compact)),
+                "driving_licence": len(re.findall(r"(?m)^\s*(?:4[ABC]|[1-9])[.,]\s", text))}
+        type_votes = {l1: p.title_weight * len(words & self.title_words[l1]) + p.cue_weight * cues.get(l1, 0)
+                      for l1 in self.l1_classes}
+        issuer_votes = {code: 2.0 * len(words & name_words) + text.count(code)
+                        for code, name_words in self.issuer_words.items()}
         l1_total = sum(type_votes.values()) or 1.0
-        l1_scores = {l1: type_votes[l1] / l1_total for l1 in L1_CLASSES}
+        l1_scores = {l1: type_votes[l1] / l1_total for l1 in self.l1_classes}
         best_l1 = max(l1_scores, key=l1_scores.get) if sum(type_votes.values()) else None
         i_total = sum(issuer_votes.values()) or 1.0
         l2_scores = {f"{code}.{l1}": (issuer_votes[code] / i_total) * l1_scores[l1]
-                     for code in issuer_votes for l1 in L1_CLASSES}
+                     for code in issuer_votes for l1 in self.l1_classes}
         best_l2 = max(l2_scores, key=l2_scores.get) if best_l1 and sum(issuer_votes.values()) else None
         return Classification(item.doc_id, best_l1, l1_scores, best_l2, l2_scores)
 
@@ -167,4 +177,5 @@ class KeywordClassifier(Variant[OcrResult, Classification, "KeywordParams"]):
 def variants(store: ModelStore | None = None) -> list[Variant]:
     """The classification catalog: three learned families × two levels, and the keyword baseline."""
     learned: list[Variant] = [OnnxTextClassifier(family, level, store) for family in FAMILIES for level in LEVELS]
-    return [*learned, KeywordClassifier("l2", KeywordParams(), "keyword rules (no learning), levels 1 and 2")]
+    keywords = KeywordClassifier("l2", KeywordParams(), "keyword rules (no learning), levels 1 and 2", store)
+    return [*learned, keywords]

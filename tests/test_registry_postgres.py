@@ -65,13 +65,13 @@ def test_postgres_backed_registry_end_to_end(team_registry, trained_store: Model
     corpus = load(small_corpus)
     gate = Gatekeeper(server.url, GateSpec(corpus=str(small_corpus), n=15, seed=11, distribution="clean",
                                            accuracy_tolerance=0.01, budgets_ms={"preprocess": 60_000.0}, batch_size=4),
-                      default, Loader(server.url, tmp_path / "cache"), corpus=corpus)
+                      default, catalog, Loader(server.url, tmp_path / "cache"), corpus=corpus)
     promoted = gate.promote("cardflow.preprocess.channel", "1", "champion", user="dana")
     assert promoted.outcome == "promoted" and promoted.candidate.documents == 15
     # The same corpus under a budget no preprocessing meets: version 2 is refused for latency, whatever its accuracy.
     strict = Gatekeeper(server.url, GateSpec(**{**gate.spec.__dict__, "budgets_ms": {"preprocess": 0.001},
                                                 "accuracy_tolerance": 1.0 - 1e-9}),
-                        default, Loader(server.url, tmp_path / "cache"), corpus=corpus)
+                        default, catalog, Loader(server.url, tmp_path / "cache"), corpus=corpus)
     refused = strict.promote("cardflow.preprocess.channel", "2", "champion", user="dana")
     assert refused.outcome == "refused" and refused.holder.reused
     assert refused.failed == [f"preprocess p95 latency {refused.candidate.p95_ms:.0f} ms vs SLA budget 0 ms per "

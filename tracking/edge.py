@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the embedded default: no server to start
 PACKAGES = ("mlflow", "numpy", "opencv-python", "tesserocr", "onnxruntime", "rapidocr-onnxruntime",
             "scikit-learn", "skl2onnx")
-# MLflow 3 opens an experiment on its GenAI overview unless it is tagged as classic model development; with
-# this tag the UI opens on the runs table (checked in headless Chromium).
+# The experiment kind, as MLflow 3 defines it for classic model development. MLflow 3.17.2's UI does not read it
+# to choose the landing page (its sidebar's GenAI / Model training switch decides; checked in headless Chromium,
+# tests/test_mlflow_ui.py): the README's link to `#/experiments/<id>/runs` opens the runs table whatever the switch.
+# The tag still says what these experiments are, for the UI versions and tools that read it.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 # Fail over in seconds, not minutes, when a tracking server goes away mid-call: MLflow's own defaults retry
 # for minutes. Applied once per process by the entry points, before any thread starts; a user's own
