@@ -11,6 +11,9 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
+
+from corpus.fonts import font
 
 
 def figure(figsize: tuple[float, float], rows: int = 1, cols: int = 1, squeeze: bool = True) -> tuple[Figure, object]:
@@ -22,10 +25,6 @@ def figure(figsize: tuple[float, float], rows: int = 1, cols: int = 1, squeeze: 
 def confusion_png(truth: Sequence[str], predicted: Sequence[str], path: Path, title: str = "") -> Path:
     """A confusion matrix (rows: truth, columns: prediction; counts annotated), drawn with Pillow: one
     is logged per run, hundreds per sweep, so it must take milliseconds, not the second matplotlib takes."""
-    from PIL import Image, ImageDraw
-
-    from corpus.fonts import font
-
     labels = sorted(set(truth) | set(predicted))
     index = {label: k for k, label in enumerate(labels)}
     matrix = np.zeros((len(labels), len(labels)), int)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis.plots import figure
 from analysis.recommend import Option, Recommendation, explain, recommend
+from analysis.report import write_html
 
 STEP_ORDER = ("preprocess", "ocr", "classify", "extract")
 METRICS = {"latency_ms.p50": "p50_ms", "latency_ms.p95": "p95_ms", "latency_ms.p99": "p99_ms",
@@ -225,8 +226,6 @@ def frontier_png(rec: Recommendation, path: Path, currency: str, steps: tuple[st
 # --- the report ----------------------------------------------------------------------------------
 
 def write_profile_report(parent_run_id: str, out_dir: Path, data: ProfileData | None = None) -> Path:
-    from analysis.report import write_html
-
     data = data or load_profile(parent_run_id)
     m = data.manifest
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from corpus.capture import DEFAULT_DISTRIBUTIONS, capture, get_preset, load_pres
 from corpus.errors import CorpusError
 from corpus.fonts import mrz_font_name, mrz_font_path
 from corpus.identity import draw_identity
-from corpus.issuers import ISSUERS
+from corpus.issuers import ISSUER_BY_CODE, ISSUERS
 from corpus.records import L1_CLASSES, GroundTruth
 from corpus.templates import render
 
@@ -79,8 +79,6 @@ def document_class(seed: int, index: int) -> tuple[str, str]:
 
 def make_document(seed: int, index: int, distribution: str, distributions_file: Path) -> tuple[bytes, dict[str, Any]]:
     """One document: JPEG bytes and its labels.jsonl record."""
-    from corpus.issuers import ISSUER_BY_CODE
-
     code, l1 = document_class(seed, index)
     content = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
     ident = draw_identity(ISSUER_BY_CODE[code], l1, content)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from corpus.errors import CorpusError
+from corpus.imageio import read_rgb
 
 Point = tuple[float, float]
 
@@ -78,8 +79,6 @@ class DocumentRef:
 
     def read_image(self) -> np.ndarray:
         """The image as an RGB uint8 array (H, W, 3). Raises CorpusError naming the file."""
-        from corpus.imageio import read_rgb
-
         return read_rgb(self.path)
 
     def read_bytes(self) -> bytes:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from common.params import ParameterError, is_default, names, positive_int
+from mlproject.envfiles import check_conda_yaml, write_conda_yaml
 
 STEPS = ("preprocess", "ocr", "classify", "extract")  # steps/base.py's; the parser imports no library code
 
@@ -340,14 +342,10 @@ def _say(text: str) -> int:
 
 
 def _env_files(check: bool) -> int:
-    from mlproject.envfiles import check_conda_yaml, write_conda_yaml  # noqa: PLC0415 — tiny, only here
-
     if not check:
         return _say(f"wrote {write_conda_yaml()}")
     problems = check_conda_yaml()
     if problems:
-        import sys
-
         print("conda.yaml is out of step with pyproject.toml:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
     return _say("conda.yaml matches pyproject.toml")

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from analysis.profile import load_profile, profile_table, recommendation, write_profile_report
+from analysis.recommend import explain
 from common.config import PositiveFloat, load_file
 from common.params import (
     ParameterError,
@@ -345,8 +347,6 @@ def run_profile(req: ProfileRequest, catalog: Catalog, *, progress: bool = True,
         mlflow.log_metric("profile_wall_s", result.wall_s)
         mlflow.log_dict(_manifest(req, result, result.accuracy), "profile.json")
         if write_report:
-            from analysis.profile import write_profile_report
-
             result.report_dir = write_profile_report(result.parent_run_id, req.report_root / req.name)
             mlflow.log_artifacts(str(result.report_dir), "report")
         mlflow.end_run("FINISHED")
@@ -445,9 +445,6 @@ def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[
 
 def print_profile_summary(result: ProfileResult) -> None:
     """The per-step breakdown, the table's fastest cells, the recommendation, and where the report is."""
-    from analysis.profile import load_profile, profile_table, recommendation
-    from analysis.recommend import explain
-
     data = load_profile(result.parent_run_id)
     top = result.breakdown[0]
     print(f"\nprofile: {len(result.cells)} cells in {result.wall_s:.0f} s; parent run {result.parent_run_id}")
