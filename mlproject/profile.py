@@ -45,7 +45,6 @@ from tqdm import tqdm
 
 from analysis.profile import load_profile, profile_table, recommendation, write_profile_report
 from analysis.recommend import explain
-from common.config import PositiveFloat, load_file
 from common.params import (
     ParameterError,
     integer,
@@ -57,6 +56,7 @@ from common.params import (
 )
 from corpus.records import Corpus, DocumentRef
 from corpus.resolve import resolve_corpus
+from mlproject.prices import Prices, cost_per_1k_docs, load_prices
 from mlproject.profile_worker import Measurements, WorkOrder
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
@@ -70,32 +70,11 @@ from tracking.edge import environment_params, experiment_context, log_finished_r
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "cardflow-profile"
-PRICES = Path(__file__).resolve().parent.parent / "configs" / "prices.yaml"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 class ProfileError(ParameterError):
     """A profile parameter is wrong, or a cell could not be profiled; the message names it."""
-
-
-@dataclass(frozen=True)
-class Prices:
-    """configs/prices.yaml: what one core costs for an hour, in which currency, and where that figure comes from."""
-
-    price_per_core_hour: PositiveFloat
-    currency: str
-    source: str = ""
-
-
-def load_prices(path: Path = PRICES) -> Prices:
-    """The prices file, typed and checked (a ConfigError names the file and the key)."""
-    prices = load_file(Prices, path)
-    return dataclasses.replace(prices, source=" ".join(prices.source.split()))
-
-
-def cost_per_1k_docs(cores: int, wall_s: float, documents: int, price_per_core_hour: float) -> float:
-    """cores × wall time × price per core-hour, per 1,000 documents."""
-    return cores * (wall_s / documents) * 1000.0 / 3600.0 * price_per_core_hour
 
 
 @dataclass(frozen=True)

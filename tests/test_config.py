@@ -18,7 +18,7 @@ from common.config import ConfigError
 from common.errors import BadInput
 from common.params import ParameterError
 from corpus.capture import load_presets
-from mlproject.profile import Prices, load_prices
+from mlproject.prices import Prices, load_prices
 from steps.catalog import Catalog, default_catalog
 from steps.spec import PipelineSpec, load_spec
 from tests.conftest import ROOT

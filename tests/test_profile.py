@@ -14,7 +14,8 @@ import pytest
 from analysis.recommend import Option, recommend, size
 from common.config import ConfigError
 from common.params import ParameterError
-from mlproject.profile import cost_per_1k_docs, write_inputs
+from mlproject.prices import cost_per_1k_docs
+from mlproject.profile import write_inputs
 from mlproject.profile_worker import Measurements, WorkOrder, read_inputs
 from steps.modelstore import ModelStore
 from tests.conftest import ROOT, run_notebook
