@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from corpus import format as fmt
 from corpus.capture import DEFAULT_DISTRIBUTIONS, capture, get_preset, load_presets, pick_component
-from corpus.errors import CorpusError
+from corpus.errors import CorpusConflict, CorpusError
 from corpus.fonts import mrz_font_name, mrz_font_path
 from corpus.identity import draw_identity
 from corpus.issuers import ISSUER_BY_CODE, ISSUERS
@@ -150,7 +150,7 @@ def generate(spec: GenerateSpec, workers: int = 1, overwrite: bool = False, prog
         log.info("corpus %s already holds this corpus; nothing to do", spec.out)
         return json.loads((spec.out / fmt.MANIFEST).read_text())
     if spec.out.exists() and any(spec.out.iterdir()) and not overwrite:
-        raise CorpusError(f"output folder {spec.out} exists and holds something else; "
+        raise CorpusConflict(f"output folder {spec.out} exists and holds something else; "
                           "choose another --out or pass --overwrite")
     spec.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.out.name}.", dir=spec.out.parent))

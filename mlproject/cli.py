@@ -9,14 +9,13 @@ line, the traceback with -v.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from common.errors import EXIT_INTERRUPTED, CardflowError, outcome
-from mlproject.context import Context
 from mlproject.parser import build_parser
-from tracking.edge import configure_process
 
 log = logging.getLogger("cardflow")
 
@@ -25,9 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    configure_process()
     try:
-        return args.run(args, Context())
+        # The context (catalog, spec) is imported only to run a command: --help stays quick.
+        return args.run(args, importlib.import_module("mlproject.context").Context())
     except CardflowError as exc:
         print(f"cardflow: error: {exc}", file=sys.stderr)
         return outcome(exc).exit_code

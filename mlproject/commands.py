@@ -25,7 +25,7 @@ from mlproject.predict import predict
 from mlproject.profile import build_profile_request, print_profile_summary, run_profile
 from mlproject.sweep import breakdown_text, build_request, print_summary, run_sweep
 from mlproject.train import ensure_trained, train
-from tracking.edge import attached_run, client_for, log_params, mlflow_errors, tracking_uri
+from tracking.edge import attached_run, client_for, log_params, mlflow_errors, tracked, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,9 @@ def variants_listing(ctx: Context, step: str | None, as_json: bool) -> str:
 
 def train_classifiers(ctx: Context, *, corpus: Path | None, preprocess: str | None, ocr: str | None,
                       families: tuple[str, ...] | None, workers: int) -> str:
-    report = train(ctx.catalog, ctx.store, corpus=corpus, preprocess=preprocess, ocr=ocr, families=families,
-                   workers=workers, spec=ctx.spec)
+    with tracked("training"):
+        report = train(ctx.catalog, ctx.store, corpus=corpus, preprocess=preprocess, ocr=ocr, families=families,
+                       workers=workers, spec=ctx.spec)
     rows = [[name, m["holdout_accuracy"], m["holdout_macro_f1"], m["onnx_sklearn_agreement"], int(m["train_documents"])]
             for name, m in report.items()]
     return tabulate(rows, headers=["classifier", "holdout acc", "macro F1", "onnx = sklearn", "docs"], floatfmt=".3f")
@@ -116,18 +117,20 @@ def predict_documents(ctx: Context, paths: Sequence[Path], out: Path, config: st
 
 def sweep(ctx: Context, **params: Any) -> int:
     """A grid × distributions as MLflow runs and a report (parameters: mlproject.sweep.build_request's)."""
-    result = run_sweep(build_request(catalog=ctx.catalog, spec=ctx.spec, **params), ctx.catalog)
-    print_summary(result)
+    with tracked("sweep"):
+        result = run_sweep(build_request(catalog=ctx.catalog, spec=ctx.spec, **params), ctx.catalog, spec=ctx.spec)
+        print_summary(result)
     return 0
 
 
 def run_config(ctx: Context, **params: Any) -> int:
     """One configuration (the spec's default for every step not given) on one distribution → one run."""
-    request = build_request(catalog=ctx.catalog, spec=ctx.spec, single=True, **params)
-    result = run_sweep(request, ctx.catalog, write_report=False)
-    (config_id, dist), run_id = next(iter(result.runs.items()))
+    with tracked("run-config"):
+        request = build_request(catalog=ctx.catalog, spec=ctx.spec, single=True, **params)
+        result = run_sweep(request, ctx.catalog, spec=ctx.spec, write_report=False)
+        (config_id, dist), run_id = next(iter(result.runs.items()))
+        metrics = client_for().get_run(run_id).data.metrics
     print(f"run {run_id}: {config_id} @ {dist} ({'already finished: reused' if result.skipped else 'logged'})")
-    metrics = client_for().get_run(run_id).data.metrics
     print(f"accuracy {metrics.get('accuracy', 0) * 100:.1f}%, latency p95 {metrics.get('latency_ms.p95', 0):.0f} ms "
           f"per document; per step (artifact step_breakdown.png):\n{breakdown_text(metrics)}")
     return 0
@@ -158,8 +161,11 @@ def recommend(profile: str, *, load: float | None, sla_ms: float | None, budgets
 
 def profile(ctx: Context, **params: Any) -> int:
     """Step variants × cores × batch sizes, and the recommendation (parameters: build_profile_request's)."""
-    request = build_profile_request(catalog=ctx.catalog, spec=ctx.spec, **params)
-    print_profile_summary(run_profile(request, ctx.catalog))
+    with tracked("profile"):
+        # Every learned family is trained at once: the default's classifier stands for the profiled ones.
+        ensure_trained(ctx.catalog, [ctx.spec.default.classify], spec=ctx.spec)
+        request = build_profile_request(catalog=ctx.catalog, spec=ctx.spec, **params)
+        print_profile_summary(run_profile(request, ctx.catalog))
     return 0
 
 
@@ -169,9 +175,10 @@ def demo(ctx: Context, *, out: Path, n: int, seed: int, workers: int) -> None:
     the report. Reads configs/; writes data/, models/, mlflow.db + mlruns/, reports/<sweep>/."""
     started = time.perf_counter()
     generate_corpus(out=out, n=n, seed=seed, distributions=ctx.spec.distributions, workers=workers)
-    if not ensure_trained(ctx.catalog, ctx.spec.grid["classify"], workers=workers, spec=ctx.spec):
-        print("classifiers: already trained (models/classify/); `cardflow train` retrains them")
-    result = run_sweep(build_request(catalog=ctx.catalog, spec=ctx.spec, corpus=out, workers=workers, name="demo"),
-                       ctx.catalog)
-    print_summary(result)
+    with tracked("demo"):
+        if not ensure_trained(ctx.catalog, ctx.spec.grid["classify"], workers=workers, spec=ctx.spec):
+            print("classifiers: already trained (models/classify/); `cardflow train` retrains them")
+        request = build_request(catalog=ctx.catalog, spec=ctx.spec, corpus=out, workers=workers, name="demo")
+        result = run_sweep(request, ctx.catalog, spec=ctx.spec)
+        print_summary(result)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")

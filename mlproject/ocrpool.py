@@ -33,7 +33,7 @@ def _ocr_chunk(docs: Sequence[DocumentRef]) -> list[OcrResult | StepFailure]:
 
 
 def ocr_documents(docs: Sequence[DocumentRef], preprocess_id: str, ocr_id: str, workers: int, catalog: Catalog,
-                  store: ModelStore, desc: str = "ocr") -> list[OcrResult | StepFailure]:
+                  desc: str = "ocr") -> list[OcrResult | StepFailure]:
     """OCR results in document order (failures as StepFailure), computed on `workers` processes."""
     chunks = [list(docs[k : k + 4]) for k in range(0, len(docs), 4)]
     out: list[OcrResult | StepFailure] = []
@@ -45,7 +45,7 @@ def ocr_documents(docs: Sequence[DocumentRef], preprocess_id: str, ocr_id: str, 
                 bar.update(len(chunk))
         else:
             with ProcessPoolExecutor(workers, initializer=_init,
-                                     initargs=(preprocess_id, ocr_id, str(store.root))) as pool:
+                                     initargs=(preprocess_id, ocr_id, str((catalog.store or ModelStore()).root))) as pool:
                 for result in pool.map(_ocr_chunk, chunks):
                     out.extend(result)
                     bar.update(len(result))

@@ -155,7 +155,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--corpus", type=optional, help="corpus folder (default: generate one from "
                         "--distributions, --n, --seed under data/corpora/)")
     parser.add_argument("--distributions", "--distribution", dest="distributions", type=optional,
-                        help="the distribution (run-config: one; default: the corpus's first, or clean)" if single else
+                        help="the distribution (one; default: the corpus's first, or the spec's first when generating)" if single else
                         "distribution(s), comma-separated (default: the spec's; with --corpus: all of it)")
     parser.add_argument("--n", default="30", help="documents per distribution when generating (default 30)")
     parser.add_argument("--seed", default="7", help="seed when generating (default 7)")

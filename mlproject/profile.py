@@ -230,11 +230,12 @@ def write_inputs(path: Path, step: str, records: Sequence[Any]) -> Path:
     return path
 
 
-def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path) -> Measurements:
-    """One cell in its own process (mlproject/profile_worker.py); returns what it measured."""
+def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path, store: str = "") -> Measurements:
+    """One cell in its own process (mlproject/profile_worker.py), over the caller's model store; returns what it
+    measured."""
     order = WorkOrder(variant=cell.variant, threads=cell.cores, cpus=cell.cpus, batch_size=cell.batch_size,
                       warmup=req.warmup, min_batches=req.min_batches, min_seconds=req.min_seconds,
-                      inputs=str(inputs_path), out=str(workdir / "result.json"))
+                      inputs=str(inputs_path), out=str(workdir / "result.json"), store=store)
     cell_file = workdir / "cell.json"
     cell_file.write_text(order.to_json())
     env = {**os.environ, **{v: str(cell.cores) for v in THREAD_VARIABLES}, "OMP_THREAD_LIMIT": str(cell.cores)}
@@ -361,7 +362,8 @@ def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, 
         bar.set_postfix_str(f"{cell.variant} {cell.cores}c b{cell.batch_size}")
         workdir = tmp / f"cell{k}"
         workdir.mkdir()
-        measured = run_cell(cell, inputs_paths[cell.step], req, workdir)
+        measured = run_cell(cell, inputs_paths[cell.step], req, workdir,
+                            str(catalog.store.root) if catalog.store else "")
         metrics = cell_metrics(cell, measured, version_accuracy(result.accuracy, req.base, cell.step, cell.variant),
                                req.prices.price_per_core_hour)
         run_id = _log_cell(client, experiment_id, parent_id, req, catalog, cell, measured, metrics, env)

@@ -45,6 +45,7 @@ class WorkOrder:
     min_seconds: NonNegativeFloat
     inputs: str
     out: str
+    store: str = ""  # the caller's model store ("" : $CARDFLOW_MODELS or models/)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -105,9 +106,11 @@ def run_cell(order: WorkOrder) -> Measurements:
     import psutil
 
     from steps.catalog import default_catalog
+    from steps.modelstore import ModelStore
     from steps.records import StepFailure
 
-    variant = default_catalog().get(order.variant)  # this process's one catalog
+    catalog = default_catalog(ModelStore(Path(order.store)) if order.store else None)  # this process's one catalog
+    variant = catalog.get(order.variant)
     inputs = read_inputs(Path(order.inputs), variant.step)
     variant.set_threads(order.threads)
     started = time.perf_counter()

@@ -22,7 +22,7 @@ from registry.register import Registered, register_all, versions, versions_table
 from steps.base import STEPS
 from steps.catalog import Catalog
 from steps.errors import StepError, UnknownVariant
-from tracking.edge import mlflow_errors, probe, tracking_uri
+from tracking.edge import fail_over_fast, mlflow_errors, probe, tracking_uri
 
 
 def _variant_id(catalog: Catalog, name: str) -> str:
@@ -77,6 +77,7 @@ def list_versions(model: str | None, as_json: bool) -> int:
 
 def gatekeeper(ctx: Context, *, corpus: Path | None, n: int | None, distribution: str | None,
                tolerance: float | None, workers: int) -> Gatekeeper:
+    fail_over_fast()  # the gates load registered versions: a verified cached copy serves when the server goes away
     gate = gate_spec(ctx.spec.registry.gate, ctx.spec.sla.steps_ms, ctx.spec.sla.batch_size, corpus=corpus, n=n,
                      distribution=distribution, accuracy_tolerance=tolerance)
     return Gatekeeper(tracking_uri(), gate, ctx.spec.default.as_dict(), ctx.catalog, workers=workers)
@@ -121,6 +122,7 @@ def show_history(model: str | None, alias: str | None) -> int:
 
 
 def load_version(step: str, model: str, *, alias: str | None, version: str | None, cache: Path | None) -> int:
+    fail_over_fast()
     variant = Loader(cache_dir=cache).load(step, model, alias=alias, version=version)
     found = variant.registered  # type: ignore[attr-defined]
     print(f"{found.name} version {found.version} ({found.variant_id}, fingerprint {found.fingerprint}) "

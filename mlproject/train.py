@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from mlflow.tracking.context.registry import resolve_tags
+
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from mlproject.ocrpool import ocr_documents
@@ -53,14 +55,17 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
     if not labelled:
         raise StepError(f"training corpus {corpus} has no documents labelled with level-1 and level-2 classes")
     started = time.perf_counter()
-    results = ocr_documents(labelled, preprocess_id, ocr_id, workers, catalog, store, desc="train: ocr")
+    results = ocr_documents(labelled, preprocess_id, ocr_id, workers, catalog, desc="train: ocr")
     ocr_seconds = time.perf_counter() - started
     kept = [(d, r) for d, r in zip(labelled, results, strict=True) if not isinstance(r, StepFailure)]
     texts = [classification_text(r) for _, r in kept]
     client = client_for()
     attached = os.environ.get("MLFLOW_RUN_ID") if attach else None
-    run_id = attached or client.create_run(experiment_id(client, EXPERIMENT),
-                                           run_name=f"train {ocr_id.split('/', 1)[1]}").info.run_id
+    name = f"train {ocr_id.split('/', 1)[1]}"
+    if attached:
+        client.set_tag(attached, "mlflow.runName", name)
+    run_id = attached or client.create_run(experiment_id(client, EXPERIMENT), run_name=name,
+                                           tags=resolve_tags()).info.run_id
     provenance = {"ocr": ocr_id, "preprocess": preprocess_id, "corpus": str(corpus),
                   "corpus_manifest_sha256": docs.manifest_hash, "documents": len(kept), "mlflow_run_id": run_id}
     report: dict[str, dict[str, float]] = {}
@@ -133,7 +138,9 @@ def ensure_trained(catalog: Catalog, variant_ids: Iterable[str], *, workers: int
                         "training corpus, then 3 families × 2 levels; about 40 s on two cores), into %s; runs "
                         "are recorded in %s experiment %s", ", ".join(v.id for v in missing), store.root,
                         tracking_uri(), EXPERIMENT)
-            train(catalog, store, corpus=corpus, workers=workers, spec=spec, attach=False)
+            spec = spec or load_spec(catalog)
+            families = tuple(dict.fromkeys((*spec.training.families, *(v.params.family for v in missing))))
+            train(catalog, store, corpus=corpus, families=families, workers=workers, spec=spec, attach=False)
             return True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -62,7 +62,7 @@ def stage_store(variant: Variant, store: ModelStore, dest: Path) -> dict[str, st
     """Copy the variant's files into a store of their own at `dest`; returns {relpath: sha256}."""
     files = store_files(variant, store)
     manifest = store.manifest()["files"]
-    staged = ModelStore(dest)
+    staged = ModelStore(dest, follow_sources=False)
     for rel, path in sorted(files.items()):
         staged.put(rel, path, manifest.get(rel, {}).get("source", "copied from the project's model store"))
     if not files:  # an empty store still has its manifest, so every version has the same layout
@@ -135,7 +135,7 @@ def variant_spec(variant: Variant, files: dict[str, str]) -> dict[str, Any]:
 def build_variant(spec: dict[str, Any], store_dir: Path, catalog_of: Callable[[ModelStore], Catalog] = default_catalog
                   ) -> Variant:
     """The variant a registered version holds, over its own store; refuses one the code no longer makes alike."""
-    store = ModelStore(store_dir)
+    store = ModelStore(store_dir, follow_sources=False)
     for rel, sha in spec["files"].items():
         actual = sha256_file(store_dir / rel) if (store_dir / rel).is_file() else "missing"
         if actual != sha:

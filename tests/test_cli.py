@@ -149,3 +149,14 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
             assert (tmp_path / "models" / "classify" / f"{family}-{level}" / "model.onnx").is_file()
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "classifiers")}
     assert "classifiers/tfidf-logreg-l2" in artifacts
+
+
+@pytest.mark.parametrize("command", [["sweep"], ["run-config"], ["profile"], ["train"]])
+def test_a_tracking_server_that_does_not_answer_is_unavailable_before_any_work(tmp_path: Path, command: list[str]) -> None:
+    """Exit 4 (Unavailable in the error table) naming the URI, at once: no corpus generated, nothing trained."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "CARDFLOW_MODELS": str(tmp_path / "models")}
+    result = subprocess.run([*CARDFLOW, *command], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()

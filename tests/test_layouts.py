@@ -173,3 +173,20 @@ print(sorted(k for k, v in vars(IssuerLayouts).items() if type(v).__name__ == "c
     opened, modules, cached = done.stdout.splitlines()
     assert opened == "[]" and modules == "[]"
     assert "label_keys" in cached and "numbered" in cached  # built on first use, per layouts object
+
+
+def test_the_projects_store_follows_a_regenerated_layouts_file_a_registered_store_does_not(tmp_path, monkeypatch):
+    from steps import modelstore
+    from steps.modelstore import ModelStore, sha256_file
+
+    rel = "extract/layouts/synthetic.json"
+    source = tmp_path / "synthetic.json"
+    source.write_text('{"v": 1}\n')
+    monkeypatch.setitem(modelstore.PACKAGED, rel, (lambda: source, "test layouts"))
+    project, registered = ModelStore(tmp_path / "project"), ModelStore(tmp_path / "registered", follow_sources=False)
+    for store in (project, registered):
+        assert store.path(rel).read_text() == '{"v": 1}\n'
+    source.write_text('{"v": 2}\n')  # regenerated: python -m corpus.extract_layouts
+    assert project.path(rel).read_text() == '{"v": 2}\n'
+    assert project.files()[rel]["sha256"] == sha256_file(source)
+    assert registered.path(rel).read_text() == '{"v": 1}\n'  # what was registered stays

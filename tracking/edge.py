@@ -1,5 +1,5 @@
 """MLflow at the edge: the tracking store, clients and health checks, MLflow errors as CardFlow errors,
-experiments (tagged so the MLflow UI opens them on the runs table), and whole runs logged at once.
+experiments (tagged with MLflow's experiment kind), and whole runs logged at once.
 
 Everything here is what several layers need (registry, mlproject, serving, analysis); nothing below it
 (`steps`, `corpus`, `common`) imports MLflow.
@@ -30,8 +30,9 @@ PACKAGES = ("mlflow", "numpy", "opencv-python", "tesserocr", "onnxruntime", "rap
 # The tag still says what these experiments are, for the UI versions and tools that read it.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 # Fail over in seconds, not minutes, when a tracking server goes away mid-call: MLflow's own defaults retry
-# for minutes. Applied once per process by the entry points, before any thread starts; a user's own
-# settings win.
+# for minutes. Only for processes that load registered versions and have a verified cache to fall back on (the
+# registry's load and promotion commands, the step servers), once, before any thread starts; a user's own
+# settings win. Sweeps, training and registering keep MLflow's patient defaults (slow uploads, big searches).
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
@@ -52,8 +53,9 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def configure_process() -> None:
-    """Process-wide MLflow settings, set once by an entry point (the CLI, a server) before threads start."""
+def fail_over_fast() -> None:
+    """Few retries and short timeouts for MLflow's HTTP calls in this process (see HTTP_DEFAULTS); call it once,
+    from an entry point, before threads start."""
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
@@ -105,7 +107,19 @@ def as_cardflow_error(exc: BaseException, uri: str, what: str = "") -> TrackingE
                                    f"{first[:200]})")
     if isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
         return TrackingNotFound(f"{where}: {first}")
+    if isinstance(exc, MlflowException) and exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):
+        return TrackingUnavailable(f"{where}: {first}")
     return TrackingError(f"{where}: {first}")
+
+
+@contextlib.contextmanager
+def tracked(what: str = "") -> Iterator[str]:
+    """For a command that logs to MLflow: the tracking server answers first (else Unavailable naming the URI,
+    before any work), and MLflow errors inside become CardFlow errors naming it. Yields the URI."""
+    uri = tracking_uri()
+    probe(uri)
+    with mlflow_errors(uri, what):
+        yield uri
 
 
 @contextlib.contextmanager
@@ -122,7 +136,7 @@ def mlflow_errors(uri: str, what: str = "") -> Iterator[None]:
 
 
 def experiment_id(client, name: str) -> str:
-    """The id of experiment `name`, created when missing; tagged so the MLflow UI opens it on its runs."""
+    """The id of experiment `name`, created when missing; tagged with the experiment kind (EXPERIMENT_TAGS)."""
     found = client.get_experiment_by_name(name)
     if found is None:
         return client.create_experiment(name, tags=EXPERIMENT_TAGS)
@@ -153,22 +167,6 @@ def attached_run() -> Iterator[Any | None]:
 
     mlflow.set_tracking_uri(tracking_uri())
     with mlflow.start_run(run_id=run_id) as run:
-        yield run
-
-
-@contextlib.contextmanager
-def run_for(experiment: str, run_name: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
-    """The run `mlflow run` started, else a new run in `experiment` on the configured tracking store."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
-    if os.environ.get("MLFLOW_RUN_ID"):
-        with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]) as run:
-            mlflow.set_tags({"mlflow.runName": run_name, **(tags or {})})
-            yield run
-        return
-    use_experiment(experiment)
-    with mlflow.start_run(run_name=run_name, tags=tags) as run:
         yield run
 
 

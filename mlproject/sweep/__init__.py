@@ -35,6 +35,7 @@ from mlproject.sweep.summary import print_summary
 from mlproject.train import ensure_trained
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
+from steps.spec import PipelineSpec
 from tracking.edge import environment_params, experiment_context
 
 __all__ = ["EXPERIMENT", "SweepRequest", "SweepResult", "Task", "breakdown_text", "build_request", "compute_only",
@@ -55,11 +56,13 @@ class SweepResult:
     mean_latency_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # end to end, per document
 
 
-def run_sweep(req: SweepRequest, catalog: Catalog, *, progress: bool = True, write_report: bool = True) -> SweepResult:
-    """Run the sweep (resuming: finished configuration runs are skipped). Ctrl-C ends open runs as KILLED."""
+def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None = None, progress: bool = True,
+              write_report: bool = True) -> SweepResult:
+    """Run the sweep (resuming: finished configuration runs are skipped). Ctrl-C ends open runs as KILLED.
+    Classifiers the grid needs are trained first when they never were (with `spec`'s training section)."""
     import mlflow
 
-    ensure_trained(catalog, req.grid.classify, workers=req.workers)
+    ensure_trained(catalog, req.grid.classify, workers=req.workers, spec=spec)
     client, attached_id, experiment_id = experiment_context(EXPERIMENT)
     configs = req.configurations
     codes = {c.id: code_version(catalog, c) for c in configs}

@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import Internal
 from mlproject.sweep.plan import Task
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.modelstore import ModelStore
@@ -47,10 +48,10 @@ def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
     return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb)
 
 
-def _init_worker(store_root: str | None) -> None:
+def _init_worker(store_root: str) -> None:
     """A pool worker: Ctrl-C left to the parent, and a catalog of its own, once, over the caller's model store."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    _WORKER["catalog"] = default_catalog(ModelStore(Path(store_root)) if store_root else None)
+    _WORKER["catalog"] = default_catalog(ModelStore(Path(store_root)))
 
 
 def _evaluate_in_worker(task_json: str) -> ChunkResult:
@@ -64,7 +65,10 @@ def run_tasks(tasks: Sequence[Task], workers: int, catalog: Catalog, on_result: 
         for task in tasks:
             on_result(evaluate(task, catalog))
         return
-    store_root = str(catalog.store.root) if catalog.store else None
+    if catalog.store is None:
+        raise Internal("a catalog built by hand (no model store) cannot be rebuilt in worker processes: "
+                       "run it with workers=1")
+    store_root = str(catalog.store.root)
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(store_root,)) as pool:
         futures: set[Future] = {pool.submit(_evaluate_in_worker, task.to_json()) for task in tasks}
         try:

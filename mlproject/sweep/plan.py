@@ -73,7 +73,9 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
     n_docs, seed_n = positive_int("n", n), int(float(seed))
     budget = spec.sla.end_to_end_ms if is_default(sla_ms) else positive_float("sla_ms", sla_ms)
     sla = Sla(batch_size=batch, end_to_end_ms=budget, steps_ms=dict(spec.sla.steps_ms))
-    loaded, dists = resolve_corpus(corpus, dists_asked, spec.distributions, n_docs, seed_n, workers_n)
+    # run-config without a distribution: one corpus of the spec's first distribution, not all of them
+    default_dists = spec.distributions[:1] if single else spec.distributions
+    loaded, dists = resolve_corpus(corpus, dists_asked, default_dists, n_docs, seed_n, workers_n)
     if single:
         dists = dists[:1]
     grid = Grid(**grid_ids)
