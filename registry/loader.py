@@ -11,7 +11,9 @@ server and version, keyed by name, version and fingerprint (which covers every f
 Every load checks every model file against the sha256 the registry recorded. A cached copy that fails
 is discarded (the warning names the file) and downloaded again; a download that fails is an error
 naming the file. When the tracking server (or its S3 store) cannot be reached, a verified cached copy
-is loaded with a warning saying so; without one, the error names the URI.
+is loaded with a warning saying so; without one, the error names the URI. A process that loads versions (a
+step server, the registry commands) calls `tracking.edge.fail_over_fast()` once at start, so that a server
+going away mid-call costs seconds of MLflow retries, not minutes.
 """
 
 from __future__ import annotations

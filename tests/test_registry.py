@@ -516,10 +516,19 @@ def test_register_names_a_step_that_does_not_exist(server) -> None:
     assert out.returncode == 2 and "parameter step: unknown step(s) ocrr" in out.stderr
 
 
+def _fail_over_fast(monkeypatch) -> None:
+    """What a process that loads registered versions sets at start (tracking.edge.fail_over_fast), for this test."""
+    from tracking.edge import HTTP_DEFAULTS
+
+    for key, value in HTTP_DEFAULTS.items():
+        monkeypatch.setenv(key, value)
+
+
 def test_with_s3_down_a_cached_version_loads_and_an_uncached_one_fails_naming_the_uri(registered, champions, server,
-                                                                                         s3, cache) -> None:
+                                                                                         s3, cache, monkeypatch) -> None:
     from registry import Loader, RegistryError
 
+    _fail_over_fast(monkeypatch)
     loader = Loader(server.url, cache)
     loader.load("ocr", "tesseract", alias="champion")  # cached while S3 is up
     stop(s3.proc)
@@ -532,9 +541,11 @@ def test_with_s3_down_a_cached_version_loads_and_an_uncached_one_fails_naming_th
     assert time.perf_counter() - started < 120
 
 
-def test_with_the_server_down_the_cached_copy_loads_with_a_warning(champions, server, cache, caplog) -> None:
+def test_with_the_server_down_the_cached_copy_loads_with_a_warning(champions, server, cache, caplog,
+                                                                   monkeypatch) -> None:
     from registry import Loader, RegistryError
 
+    _fail_over_fast(monkeypatch)
     loader = Loader(server.url, cache)
     _client(server).set_registered_model_alias("cardflow.classify.tfidf-logreg", "champion",
                                                champions["classify"].version)
