@@ -45,11 +45,26 @@ class Line:
     words: tuple[Word, ...] = ()
 
 
+def _line_json(ln: Line) -> dict[str, Any]:
+    return {"text": ln.text, "confidence": round(ln.confidence, 2), "box": list(ln.box),
+            "words": [{"text": w.text, "confidence": round(w.confidence, 2), "box": list(w.box)} for w in ln.words]}
+
+
+def _line_from_json(ln: Mapping[str, Any]) -> Line:
+    return Line(ln["text"], float(ln["confidence"]), tuple(ln["box"]),  # type: ignore[arg-type]
+                tuple(Word(w["text"], float(w["confidence"]), tuple(w["box"])) for w in ln["words"]))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class OcrResult:
+    """What an OCR variant read: the page's lines, and — from variants that find the machine-readable zone and
+    read it apart, at full resolution — the MRZ lines (`mrz`, top to bottom, no spaces; each word one character
+    with its own confidence, so a reader knows which characters the OCR was unsure of)."""
+
     doc_id: str
     lines: tuple[Line, ...]
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the image the boxes refer to
+    mrz: tuple[Line, ...] = ()
 
     @property
     def text(self) -> str:
@@ -61,23 +76,16 @@ class OcrResult:
         return float(np.mean(words)) if words else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "lines": [
-                {"text": ln.text, "confidence": round(ln.confidence, 2), "box": list(ln.box),
-                 "words": [{"text": w.text, "confidence": round(w.confidence, 2), "box": list(w.box)} for w in ln.words]}
-                for ln in self.lines
-            ],
-            "image_size": list(self.image_size),
-        }
+        out: dict[str, Any] = {"lines": [_line_json(ln) for ln in self.lines], "image_size": list(self.image_size)}
+        if self.mrz:
+            out["mrz"] = [_line_json(ln) for ln in self.mrz]
+        return out
 
     @classmethod
     def from_json(cls, doc_id: str, data: Mapping[str, Any]) -> OcrResult:
-        lines = tuple(
-            Line(ln["text"], float(ln["confidence"]), tuple(ln["box"]),  # type: ignore[arg-type]
-                 tuple(Word(w["text"], float(w["confidence"]), tuple(w["box"])) for w in ln["words"]))  # type: ignore[arg-type]
-            for ln in data["lines"]
-        )
-        return cls(doc_id, lines, tuple(data.get("image_size", (0, 0))))  # type: ignore[arg-type]
+        return cls(doc_id, tuple(_line_from_json(ln) for ln in data["lines"]),
+                   tuple(data.get("image_size", (0, 0))),  # type: ignore[arg-type]
+                   tuple(_line_from_json(ln) for ln in data.get("mrz", ())))
 
 
 @dataclass(frozen=True)
