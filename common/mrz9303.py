@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from common.icao import FILLER, MRZ_ALPHABET, check_digit
+from common.icao import FILLER, MRZ_ALPHABET, MrzError, check_digit
 
 # Character classes of a position: N digit, A letter or filler (codes, names), X any MRZ character, S sex
 # (M, F, X or filler), C check digit (a digit, or a filler where the field is empty).
@@ -122,4 +122,94 @@ def known_codes(extra: Iterable[str] = ()) -> frozenset[str]:
     return _icao_codes() | frozenset(code.ljust(3, FILLER) for code in extra)
 
 
-__all__ = ["CLASS_CHARS", "FIELDS", "FINAL", "FORMATS", "SHAPE", "Field", "check_digit", "format_of", "known_codes"]
+
+
+def check_passes(field: str, digit: str, optional: bool = False) -> bool:
+    """Whether `digit` is the check digit of `field` (an empty optional-data field may have '<' instead, as
+    the `mrz` package allows); False for characters outside the MRZ alphabet."""
+    if optional and digit == FILLER and not field.strip(FILLER):
+        return True
+    try:
+        return check_digit(field) == digit
+    except MrzError:
+        return False
+
+
+@dataclass(frozen=True)
+class MrzParse:
+    """An MRZ read as printed: its format, lines, fields (ICAO names; dates YYMMDD as printed; codes, numbers
+    and optional data without their edge fillers; names with spaces for fillers) and check results."""
+
+    format: str
+    lines: tuple[str, ...]
+    fields: Mapping[str, str]
+    checks: Mapping[str, bool]  # protected field ('document_number', …, 'final') → its check digit holds
+
+    @property
+    def valid(self) -> bool:
+        return all(self.checks.values())
+
+
+def field_text(lines: Sequence[str], spec: Field) -> str:
+    return lines[spec.line][spec.start:spec.end]
+
+
+def _names(text: str) -> tuple[str, str]:
+    """'SURNAME<<GIVEN<NAMES<<<' → ('SURNAME', 'GIVEN NAMES')."""
+    surname, _, given = text.partition(FILLER * 2)
+    return " ".join(surname.split(FILLER)).strip(), " ".join(given.replace(FILLER, " ").split())
+
+
+def _long_number(lines: Sequence[str]) -> tuple[str, str]:
+    """TD1's document number and its check digit; a number longer than 9 characters goes on in the optional
+    data ('<' at the check digit's place), its check digit just before the optional data's first filler."""
+    number, digit, optional = lines[0][5:14], lines[0][14], lines[0][15:30]
+    rest = optional.split(FILLER, 1)[0]
+    if digit == FILLER and len(rest) >= 2:
+        return number + rest[:-1], rest[-1]
+    return number, digit
+
+
+def _checks(kind: str, lines: Sequence[str]) -> dict[str, bool]:
+    out = {}
+    for spec in FIELDS[kind]:
+        if spec.check is None:
+            continue
+        text, digit = field_text(lines, spec), lines[spec.line][spec.check]
+        if kind == "TD1" and spec.name == "document_number":
+            text, digit = _long_number(lines)
+        out[spec.name] = check_passes(text, digit, optional=spec.name == "optional_data")
+    if kind in FINAL:
+        (line, position), spans = FINAL[kind]
+        out["final"] = check_passes("".join(lines[k][a:b] for k, a, b in spans), lines[line][position])
+    return out
+
+
+def parse(lines: Sequence[str], kind: str | None = None) -> MrzParse:
+    """Fields and check results of MRZ `lines` (top to bottom, exactly as printed) in format `kind` (by
+    default `format_of(lines)`); MrzError when the lines do not have that format's shape."""
+    kind = kind or format_of(lines)
+    if kind is None or kind not in SHAPE:
+        raise MrzError(f"not an MRZ of a known format: {list(lines)!r}")
+    count, width = SHAPE[kind]
+    if len(lines) != count or any(len(line) != width for line in lines):
+        raise MrzError(f"a {kind} MRZ has {count} lines of {width} characters, got {[len(x) for x in lines]}")
+    if any(c not in CLASS_CHARS["X"] for line in lines for c in line):
+        raise MrzError(f"characters outside the MRZ alphabet in {list(lines)!r}")
+    raw = {spec.name: field_text(lines, spec) for spec in FIELDS[kind]}
+    fields = {name: value if name.endswith("_date") or name == "sex" else value.strip(FILLER)
+              for name, value in raw.items() if name not in ("names", "surname", "given_names")}
+    if kind == "TD1":
+        fields["document_number"] = _long_number(lines)[0].strip(FILLER)
+    if kind == "FRA-CNI":
+        surname = " ".join(raw["surname"].split(FILLER)).strip()
+        given = " ".join(raw["given_names"].replace(FILLER, " ").split())
+        fields |= {"nationality": fields["country"], "expiry_date": ""}  # French nationals; no expiry in the MRZ
+    else:
+        surname, given = _names(raw["names"])
+    fields |= {"surname": " ".join(surname.split()), "name": given}
+    return MrzParse(kind, tuple(lines), fields, _checks(kind, lines))
+
+
+__all__ = ["CLASS_CHARS", "FIELDS", "FINAL", "FORMATS", "SHAPE", "Field", "MrzParse", "check_digit", "check_passes",
+           "field_text", "format_of", "known_codes", "parse"]
