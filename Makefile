@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep bench-registry clean
+.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep bench-registry bench-real clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -46,13 +46,16 @@ lint: $(DEV_STAMP)  ## ruff, and the layer contracts (import-linter: pyproject.t
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: bench-corpus bench-sweep bench-registry  ## every benchmark
+bench: bench-corpus bench-sweep bench-registry bench-real  ## every benchmark
 
 bench-corpus: $(STAMP)  ## corpus generation rate, 1 vs 2 workers
 	$(BIN)/python bench/bench_corpus.py
 
 bench-sweep: $(STAMP)  ## sweep vs its floor vs a naive sweep, and reuse honesty (BENCH_N docs per distribution)
 	$(BIN)/python bench/bench_sweep.py
+
+bench-real: $(STAMP)  ## real documents (../shared/data/real-dev): exact MRZ, all fields, s/doc vs SLA per configuration
+	$(BIN)/python bench/bench_real.py --workers $(WORKERS)
 
 lock:  ## re-resolve the pinned dependencies into requirements.lock
 	rm -rf /tmp/cardflow-lock-venv && $(PYTHON) -m venv /tmp/cardflow-lock-venv
