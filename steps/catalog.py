@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from steps import classify, extract, ocr, preprocess
+from steps import classify, extract, ocr, ocr_mrz, preprocess
 from steps.base import STEPS, Variant
 from steps.errors import StepError, UnknownVariant
 from steps.modelstore import ModelStore
@@ -108,5 +108,5 @@ class Catalog:
 def default_catalog(store: ModelStore | None = None) -> Catalog:
     """All variants CardFlow ships."""
     store = store or ModelStore()
-    return Catalog([*preprocess.variants(), *ocr.variants(store), *classify.variants(store), *extract.variants(store)],
-                   store)
+    return Catalog([*preprocess.variants(), *ocr.variants(store), *ocr_mrz.variants(store), *classify.variants(store),
+                    *extract.variants(store)], store)

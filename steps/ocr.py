@@ -102,7 +102,10 @@ class TesseractOcr(Variant[ImageRecord, OcrResult, TesseractParams]):
         level = tesserocr.RIL.WORD
         dx, dy = offset
         for word in tesserocr.iterate_level(api.GetIterator(), level):
-            text = word.GetUTF8Text(level)
+            try:
+                text = word.GetUTF8Text(level)
+            except RuntimeError:  # "No text returned": a page (or an image) with nothing readable on it
+                continue
             box = word.BoundingBox(level)
             if text is None or box is None:
                 continue
