@@ -1,6 +1,8 @@
-"""Aligning OCR lines to MRZ layouts: position classes (digit, letter, filler, check digit …), the generic ICAO
-layouts and an issuer's own, dynamic-programming alignment that undoes OCR confusions by position, and the
-choice of a candidate line for each line of the layout."""
+"""Aligning OCR lines to MRZ layouts: position classes (digit, letter, filler, check digit …), the generic
+layouts of every format (ICAO 9303 TD1, TD2, TD3, MRV-A, MRV-B; the French identity card) and an issuer's own,
+dynamic-programming alignment that undoes OCR confusions by position, and the choice of a candidate line for
+each line of the layout. The alignment proposes; what stands of its changes at characters the OCR was sure of
+is decided after the check digits (mrz_trust.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from steps.extract.text import TO_DIGIT, TO_LETTER, TO_SEX
 
 # Position classes: N digit, C check digit or '<', A letter or '<' (names, codes), L letter, X letter,
 # digit or '<', F filler only, S sex (M, F, X or '<'), P / I the first letter of a passport / identity
-# card code, T the first letter of a TD2 document code, "=c" the literal character c (an issuer's code and
-# document code, where it is known).
+# card code, T the first letter of a TD2 document code, V a visa's, "=c" the literal character c (an issuer's
+# code and document code where the MRZ shows that issuer's code; the French card's 'IDFRA').
 _CLASS_CHARS = {
     "N": frozenset("0123456789"),
     "C": frozenset("0123456789<"),
@@ -29,6 +31,7 @@ _CLASS_CHARS = {
     "P": frozenset("P"),
     "I": frozenset("IAC"),
     "T": frozenset("IACPV"),  # ICAO's A, C, I; some passports and MRV-B visas use the TD2 size too
+    "V": frozenset("V"),
 }
 _CLASS_CONFUSIONS = {"N": TO_DIGIT, "C": TO_DIGIT, "A": TO_LETTER, "L": TO_LETTER, "S": TO_SEX}
 Layout = tuple[tuple[str, ...], ...]  # per line, per position: a class
@@ -44,27 +47,32 @@ def _code_classes(code: str) -> tuple[str, ...]:
     return tuple("F" if c == FILLER else f"={c}" for c in code)
 
 
+_TD2_DATA = (*"X" * 9, "C", *"AAA", *"N" * 7, "S", *"N" * 7)  # TD2, TD3 and visas: number … expiry
+_GENERIC: dict[str, Layout] = {
+    "TD1": (("I", "A", *"AAA", *"X" * 9, "C", *"X" * 15), (*"N" * 7, "S", *"N" * 7, *"AAA", *"X" * 11, "C"),
+            tuple("A" * 30)),
+    "TD2": (("T", "A", *"AAA", *"A" * 31), (*_TD2_DATA, *"X" * 7, "C")),
+    "TD3": (("P", "A", *"AAA", *"A" * 39), (*_TD2_DATA, *"X" * 14, "C", "C")),
+    "MRV-A": (("V", "A", *"AAA", *"A" * 39), (*_TD2_DATA, *"X" * 16)),
+    "MRV-B": (("V", "A", *"AAA", *"A" * 31), (*_TD2_DATA, *"X" * 8)),
+    "FRA-CNI": ((*(f"={c}" for c in "IDFRA"), *"A" * 25, *"X" * 6),
+                (*"X" * 12, "C", *"A" * 14, *"N" * 6, "C", "S", "C")),
+}
+
+
 def mrz_layout(kind: str, issuer: IssuerLayout | None = None) -> Layout:
-    """Position classes of a TD1 / TD2 / TD3 MRZ: generic (ICAO 9303), or as one issuer writes it (its document
-    and issuer codes, number patterns, fillers where it has no optional data). Generic for TD2 and for an
-    issuer that writes no MRZ of that format (no document code for it in its layout)."""
-    if kind == "TD2":
-        return (("T", "A", *"AAA", *"A" * 31),
-                (*"X" * 9, "C", *"AAA", *"N" * 7, "S", *"N" * 7, *"X" * 7, "C"))
-    spec = issuer if issuer is not None and kind in issuer.mrz_codes else None
+    """Position classes of an MRZ of format `kind`: generic (ICAO 9303; the French card's own), or as one
+    issuer writes its TD1 / TD3 (its document and issuer codes, number patterns, fillers where it has no
+    optional data) — for the issuer whose code the MRZ shows, never one a classifier named. Generic for the
+    other formats and for an issuer that writes no MRZ of that format (no document code for it)."""
+    spec = issuer if issuer is not None and kind in ("TD1", "TD3") and kind in issuer.mrz_codes else None
+    if spec is None:
+        return _GENERIC[kind]
+    code = tuple(f"={c}" for c in spec.code)
     if kind == "TD3":
-        if spec is None:
-            return (("P", "A", *"AAA", *"A" * 39),
-                    (*"X" * 9, "C", *"AAA", *"N" * 7, "S", *"N" * 7, *"X" * 14, "C", "C"))
-        code = tuple(f"={c}" for c in spec.code)
         return ((*_code_classes(spec.mrz_codes[kind]), *code, *"A" * 39),
                 (*_pattern_classes(spec.doc_number, 9), "N", *code, *"N" * 7, "S", *"N" * 7,
                  *_pattern_classes(spec.personal_number, 14), "N" if spec.personal_number else "F", "N"))
-    if spec is None:
-        return (("I", "A", *"AAA", *"X" * 9, "C", *"X" * 15),
-                (*"N" * 7, "S", *"N" * 7, *"AAA", *"X" * 11, "C"),
-                tuple("A" * 30))
-    code = tuple(f"={c}" for c in spec.code)
     personal = spec.personal_number if "personal_number" in spec.extra_fields.get("id_card", ()) else ""
     return ((*_code_classes(spec.mrz_codes[kind]), *code, *_pattern_classes(spec.doc_number, 9), "N",
              *_pattern_classes(personal, 15)),
@@ -137,7 +145,14 @@ def _delete_costs(text: str, noise: list[bool]) -> list[float]:
 
 def align_line(text: str, template: Sequence[str], noisy: bool = False) -> tuple[float, str, str]:
     """Align an OCR line to a line template by dynamic programming: the cost, the repaired line, and the
-    OCR character behind each of its positions (' ' where one was missing).
+    OCR character behind each of its positions (' ' where one was missing)."""
+    cost, line, sources = align_sources(text, template, noisy)
+    return cost, line, "".join(text[k] if k >= 0 else " " for k in sources)
+
+
+def align_sources(text: str, template: Sequence[str], noisy: bool = False) -> tuple[float, str, list[int]]:
+    """`align_line`, with the index in `text` of the OCR character behind each position (-1 where one was
+    missing).
 
     Substitutions undo OCR confusions by position class; extra characters are dropped and missing ones
     filled with '<', cheaper inside filler runs and after a line's trailing fillers, so that length errors
@@ -168,14 +183,14 @@ def align_line(text: str, template: Sequence[str], noisy: bool = False) -> tuple
                 step = insert_filler if FILLER in _CLASS_CHARS.get(template[j], "") else 1.0
                 if here + step < cost[i][j + 1]:
                     cost[i][j + 1], back[i][j + 1] = here + step, (i, j, FILLER)
-    out, read, i, j = [], [], n, m
+    out, sources, i, j = [], [], n, m
     while (step_back := back[i][j]) is not None:
         pi, pj, char = step_back
         if char:
             out.append(char)
-            read.append(text[pi] if pi < i else " ")
+            sources.append(pi if pi < i else -1)
         i, j = pi, pj
-    return cost[n][m], "".join(reversed(out)), "".join(reversed(read))
+    return cost[n][m], "".join(reversed(out)), list(reversed(sources))
 
 
 @dataclass(frozen=True)
@@ -186,17 +201,21 @@ class LineFit:
     line: str
     read: str  # the OCR character behind each position of `line` (' ' where one was missing)
     cost: float
+    confidence: tuple[float, ...] = ()  # the OCR's confidence in `read`, per position (0 where missing)
+    per_character: bool = False  # … each character's own (else its word's)
 
 
-def _line_fit(text: str, template: Sequence[str], noisy: bool) -> LineFit:
-    cost, line, read = align_line(text, template, noisy)
-    return LineFit(text, line, read, cost)
+def _line_fit(candidate: MrzCandidate, template: Sequence[str], noisy: bool) -> LineFit:
+    cost, line, sources = align_sources(candidate.text, template, noisy)
+    confidences = candidate.confidences()
+    return LineFit(candidate.text, line, "".join(candidate.text[k] if k >= 0 else " " for k in sources), cost,
+                   tuple(confidences[k] if k >= 0 else 0.0 for k in sources), candidate.per_character)
 
 
 def assign_lines(candidates: Sequence[MrzCandidate], layout: Layout, max_cost: float) -> list[LineFit | None]:
     """The best candidate for each MRZ line (keeping top-to-bottom order), repaired; None where none fits."""
     noisy = noisy_fillers(c.text for c in candidates)
-    fits = [[_line_fit(c.text, t, noisy) for t in layout] for c in candidates]
+    fits = [[_line_fit(c, t, noisy) for t in layout] for c in candidates]
     best_score, best_pick = 0.0, [None] * len(layout)
     for pick in itertools.product([None, *range(len(candidates))], repeat=len(layout)):
         chosen = [p for p in pick if p is not None]

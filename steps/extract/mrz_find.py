@@ -1,5 +1,7 @@
-"""Finding the MRZ: OCR lines that may be machine-readable-zone lines (cleaned, pieces of one row joined), and
-the ICAO formats (TD1 3×30, TD2 2×36, TD3 2×44) worth reading them in."""
+"""Finding the MRZ: the lines an OCR variant read apart in the MRZ band (`OcrResult.mrz`, a confidence per
+character), else the page's OCR lines that may be machine-readable-zone lines (cleaned, pieces of one row
+joined; each character with its word's confidence), and the formats worth reading them in (ICAO 9303 TD1 3×30,
+TD2 2×36, TD3 2×44, the visas MRV-A 2×44 and MRV-B 2×36, the French identity card's 2×36; common/mrz9303.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.icao import FILLER, MRZ_ALPHABET
-from steps.records import OcrResult
+from common.mrz9303 import SHAPE
+from steps.records import Line, OcrResult
 
 MRZ_CHARS = frozenset(MRZ_ALPHABET)
-MRZ_WIDTH = {"TD1": 30, "TD2": 36, "TD3": 44}  # characters per line (ICAO 9303)
+MRZ_WIDTH = {kind: width for kind, (_, width) in SHAPE.items()}  # characters per line
 LOOKALIKES = frozenset("KLCESX")  # what OCR makes of the OCR-B filler '<'
 JUNK_LOWER = frozenset("sceo¢€")  # … and in lower case or as symbols
 
@@ -20,7 +23,9 @@ class MrzParams:
     max_line_cost: float = 0.34  # accept a line whose alignment cost per character is below this
     repair: bool = True  # after the alignment: optional-data fillers, name separators, guided digits
     min_length: int = 12  # shorter OCR lines are not MRZ candidates
-    issuer_layouts: bool = True  # also align to the issuers' own layouts (codes, number patterns)
+    issuer_layouts: bool = True  # also align to the layout of the issuer whose code the MRZ shows
+    sure: float = 90.0  # a character read with this confidence or more is changed only where a check digit,
+    # the code table or the zone's structure (fillers after the names) confirms the change
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,12 @@ class MrzCandidate:
     bottom: float
     x0: int
     x1: int
+    confidence: tuple[float, ...] = ()  # per character of `text` (0..100); empty: not known
+    per_character: bool = False  # the OCR gave each character its own confidence (not its word's)
+
+    def confidences(self) -> tuple[float, ...]:
+        """A confidence per character (0 where none is known)."""
+        return self.confidence if len(self.confidence) == len(self.text) else (0.0,) * len(self.text)
 
 
 def pre_clean(text: str) -> str:
@@ -48,6 +59,29 @@ def pre_clean(text: str) -> str:
     return "".join(out)
 
 
+def _word_confidences(line: Line, text: str) -> tuple[float, ...]:
+    """Each character of the cleaned line `text` with its word's confidence (the line's where the words,
+    cleaned one by one, do not add up to `text`)."""
+    confidences = [w.confidence for w in line.words for _ in pre_clean(w.text)]
+    return tuple(confidences) if len(confidences) == len(text) else (line.confidence,) * len(text)
+
+
+def band_candidates(ocr: OcrResult) -> list[MrzCandidate]:
+    """The MRZ lines an OCR variant read apart (`ocr.mrz`), each character with its own confidence (one word
+    per character); characters outside the MRZ alphabet are dropped, '«' and lower case mended."""
+    out = []
+    for line in ocr.mrz:
+        per_char = len(line.words) == len(line.text) and all(len(w.text) == 1 for w in line.words)
+        confidences = [w.confidence for w in line.words] if per_char else [line.confidence] * len(line.text)
+        kept = [(FILLER if c == "«" else c.upper(), conf) for c, conf in zip(line.text, confidences, strict=True)
+                if c == "«" or c.upper() in MRZ_CHARS]
+        if kept:
+            x0, top, x1, bottom = line.box
+            out.append(MrzCandidate("".join(c for c, _ in kept), top, bottom, x0, x1,
+                                    tuple(conf for _, conf in kept), per_char))
+    return out
+
+
 def mrz_candidates(ocr: OcrResult, min_length: int = 12) -> list[MrzCandidate]:
     """OCR lines that may be MRZ lines, top to bottom (pieces of one row joined): mostly capitals, digits
     and fillers, with a filler or many digits."""
@@ -57,7 +91,8 @@ def mrz_candidates(ocr: OcrResult, min_length: int = 12) -> list[MrzCandidate]:
         mrz_chars = sum(c in MRZ_CHARS or c in JUNK_LOWER for c in raw)
         if raw and mrz_chars >= 0.8 * len(raw) and sum(c.islower() for c in raw) <= 0.4 * len(raw):
             x0, top, x1, bottom = line.box
-            items.append(MrzCandidate(pre_clean(line.text), top, bottom, x0, x1))
+            text = pre_clean(line.text)
+            items.append(MrzCandidate(text, top, bottom, x0, x1, _word_confidences(line, text)))
     joined: list[MrzCandidate] = []
     for item in sorted(items, key=lambda c: (c.top, c.x0)):
         for k, other in enumerate(joined):
@@ -66,7 +101,8 @@ def mrz_candidates(ocr: OcrResult, min_length: int = 12) -> list[MrzCandidate]:
             if same_row and (item.x0 >= other.x1 - 5 or item.x1 <= other.x0 + 5):
                 left, right = (other, item) if item.x0 >= other.x1 - 5 else (item, other)
                 joined[k] = MrzCandidate(left.text + right.text, min(left.top, right.top),
-                                         max(left.bottom, right.bottom), left.x0, right.x1)
+                                         max(left.bottom, right.bottom), left.x0, right.x1,
+                                         left.confidences() + right.confidences())
                 break
         else:
             joined.append(item)
@@ -82,18 +118,32 @@ def _td2_lengths(candidates: Sequence[MrzCandidate], longest: int) -> bool:
     return len(long_lines) >= 2 and all(34 <= n <= longest for n in long_lines[-2:])
 
 
+def _named(kind: str, l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str, ...]:
+    """A 2×44 / 2×36 zone as what its first line's document code says, then as the ICAO size: a visa ('V…':
+    MRV-A / MRV-B) — second for a document classified as a passport or identity card, whose 'P<' / 'I<' the
+    OCR may have lost —, the French identity card ('IDFRA…', 2×36: that alone)."""
+    long_lines = [c.text for c in candidates if len(c.text) >= 26]
+    top = long_lines[-2] if len(long_lines) >= 2 else long_lines[0] if long_lines else ""
+    visa = {"TD3": "MRV-A", "TD2": "MRV-B"}.get(kind)
+    if visa and top.startswith("V"):
+        return (kind, visa) if l1 in ("passport", "id_card") else (visa, kind)
+    return ("FRA-CNI",) if kind == "TD2" and top.startswith("IDFRA") else (kind,)  # France issues no TD2
+
+
 def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str, ...]:
     """The MRZ formats to read, likeliest first: 'TD3' (passport) or 'TD1' (identity card) by the document
     type, unless the lines clearly disagree; TD2 (identity cards and passports alike) by its lines'
     length whatever the type — alone when they are 34 to 37 characters long, after the type's format when
-    38 or 39 (a TD3 whose trailing fillers the OCR lost, maybe). None for a driving licence (unless two
-    lines look like an MRZ), nor without candidates."""
+    38 or 39 (a TD3 whose trailing fillers the OCR lost, maybe). A 2×44 or 2×36 zone whose first line starts
+    'V' is read as a visa's too (MRV-A, MRV-B), a 2×36 one starting 'IDFRA' as the French identity card's
+    first (`_named`). None for a driving licence (unless two lines look like an MRZ), nor without
+    candidates."""
     if not candidates:
         return ()
     if l1 == "driving_licence" and sum("<<" in c.text for c in candidates) < 2:
         return ()
     if _td2_lengths(candidates, 37):
-        return ("TD2",)
+        return _named("TD2", l1, candidates)
     long_lines = sum(len(c.text) >= 38 for c in candidates)
     if l1 == "passport":
         kind = "TD1" if len(candidates) >= 3 and not long_lines else "TD3"
@@ -101,5 +151,5 @@ def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str
         kind = "TD3" if long_lines >= 2 else "TD1"
     else:
         kind = "TD3" if long_lines else "TD1"
-    return (kind, "TD2") if _td2_lengths(candidates, 39) else (kind,)
-
+    kinds = (kind, "TD2") if _td2_lengths(candidates, 39) else (kind,)
+    return tuple(dict.fromkeys(named for k in kinds for named in _named(k, l1, candidates)))

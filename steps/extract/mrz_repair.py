@@ -1,5 +1,6 @@
-"""MRZ repairs guided by the check digits (verified with the `mrz` package): letters read at digit positions
-tried as their likely digits, optional-data fillers and name separators tidied."""
+"""MRZ repairs guided by the check digits (common/mrz9303.py): letters read at digit positions tried as their
+likely digits, digits the OCR was unsure of (its own confidence per character) tried as the digits OCR confuses
+them with, optional-data fillers and name separators tidied."""
 
 from __future__ import annotations
 
@@ -8,20 +9,20 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mrz.checker.td1 import TD1CodeChecker
-from mrz.checker.td2 import TD2CodeChecker
-from mrz.checker.td3 import TD3CodeChecker
-
-from common.icao import FILLER, check_digit
-from steps.extract.mrz_find import LOOKALIKES, MRZ_WIDTH
+from common.icao import FILLER, MrzError, check_digit
+from common.mrz9303 import FIELDS, FINAL, SHAPE, parse
+from steps.extract.mrz_find import LOOKALIKES
 from steps.normalize import mrz_date
 
 # Digits an OCR letter may stand for at a digit position, likeliest first.
 _DIGIT_ALTERNATIVES = {"G": "680", "B": "83", "S": "58", "Z": "27", "O": "0", "D": "0", "Q": "0", "U": "0",
                        "I": "19", "L": "1", "J": "1", "T": "7", "A": "4"}
-CHECK_NAMES = {"TD3": ("document_number", "birth_date", "expiry_date", "personal_number", "final"),
-               "TD2": ("document_number", "birth_date", "expiry_date", "final"),
-               "TD1": ("document_number", "birth_date", "expiry_date", "final")}
+# Digits OCR-B digits are misread as (and back), for digits the OCR was unsure of.
+_DIGIT_CONFUSIONS = {"0": "869", "1": "74", "2": "73", "3": "8952", "4": "19", "5": "638", "6": "580",
+                     "7": "12", "8": "36095", "9": "8304"}
+CHECK_NAMES = {kind: tuple("personal_number" if f.name == "optional_data" else f.name
+                           for f in FIELDS[kind] if f.check is not None) + (("final",) if kind in FINAL else ())
+               for kind in SHAPE}
 
 
 @dataclass(frozen=True)
@@ -38,36 +39,32 @@ class Checked:
         return self.start + self.length
 
 
-CHECKED = {
-    "TD3": (Checked(1, 0, 9, False), Checked(1, 13, 6, True), Checked(1, 21, 6, True)),
-    "TD2": (Checked(1, 0, 9, False), Checked(1, 13, 6, True), Checked(1, 21, 6, True)),
-    "TD1": (Checked(0, 5, 9, False), Checked(1, 0, 6, True), Checked(1, 8, 6, True)),
-}
+CHECKED = {kind: tuple(Checked(f.line, f.start, f.length, f.name.endswith("_date"))
+                       for f in FIELDS[kind] if f.check is not None and f.name != "optional_data")
+           for kind in SHAPE}
+
+
+def _lines_needed(kind: str) -> dict[str, set[int]]:
+    needs = {("personal_number" if f.name == "optional_data" else f.name): {f.line}
+             for f in FIELDS[kind] if f.check is not None}
+    if kind in FINAL:
+        (line, _), spans = FINAL[kind]
+        needs["final"] = {line, *(k for k, _, _ in spans)}
+    return needs
 
 
 def mrz_checks(kind: str, lines: Sequence[str | None]) -> dict[str, bool]:
-    """Check digits, with the `mrz` package's hash checks (not its country checks: the issuers are
-    fictional). A check over a line that was not read is False."""
-    full = "\n".join(line if line is not None else FILLER * MRZ_WIDTH[kind] for line in lines)
-    needs: tuple[tuple[int, ...], ...]
+    """Check digits (common.mrz9303.parse; TD3's optional-data check named 'personal_number'). A check over
+    a line that was not read is False."""
+    count, width = SHAPE[kind]
+    full = [line if line is not None else FILLER * width for line in lines][:count]
     try:
-        if kind == "TD3":
-            td3 = TD3CodeChecker(full)
-            values = (td3.document_number_hash, td3.birth_date_hash, td3.expiry_date_hash,
-                      td3.optional_data_hash, td3.final_hash)
-            needs = ((1,),) * 5
-        elif kind == "TD2":
-            td2 = TD2CodeChecker(full)
-            values = (td2.document_number_hash, td2.birth_date_hash, td2.expiry_date_hash, td2.final_hash)
-            needs = ((1,),) * 4
-        else:
-            td1 = TD1CodeChecker(full)
-            values = (td1.document_number_hash, td1.birth_date_hash, td1.expiry_date_hash, td1.final_hash)
-            needs = ((0,), (1,), (1,), (0, 1))
-    except Exception:  # noqa: BLE001 — the package refuses malformed input: every check fails
+        checks = parse(full, kind).checks
+    except MrzError:  # a line of the wrong length or alphabet: every check fails
         return dict.fromkeys(CHECK_NAMES[kind], False)
-    return {name: bool(ok) and all(lines[k] is not None for k in need)
-            for name, ok, need in zip(CHECK_NAMES[kind], values, needs, strict=True)}
+    named = {("personal_number" if name == "optional_data" else name): ok for name, ok in checks.items()}
+    return {name: named[name] and all(lines[k] is not None for k in need)
+            for name, need in _lines_needed(kind).items()}
 
 
 def _replace(line: str, start: int, value: str) -> str:
@@ -98,37 +95,65 @@ def _date_ok(text: str) -> bool:
     return mrz_date(text[:6], "expiry") is not None and check_digit(text[:6]) == text[6]
 
 
-def _repair_checked(lines: list[str], reads: list[str], kind: str) -> list[str]:
+def _number_ok(text: str) -> bool:
+    return check_digit(text[:-1]) == text[-1]
+
+
+def _unsure_digit(text: str, unsure: Sequence[bool], passes: Callable[[str], bool]) -> str:
+    """`text` (a field and its check digit) with one digit the OCR was unsure of replaced by a digit OCR
+    confuses it with — only when exactly one such change passes; else `text`."""
+    if passes(text):
+        return text
+    found = {text[:k] + d + text[k + 1:] for k, char in enumerate(text) if unsure[k] and char.isdigit()
+             for d in _DIGIT_CONFUSIONS[char]}
+    passing = [candidate for candidate in found if passes(candidate)]
+    return passing[0] if len(passing) == 1 else text
+
+
+def _repair_checked(lines: list[str], reads: list[str], kind: str, unsure: Sequence[Sequence[bool]]) -> list[str]:
     """Fields whose check digit fails, where the OCR read letters at digit positions (a date's digits, a
-    check digit): those letters' other likely digits, kept if they pass (and make a date)."""
+    check digit): those letters' other likely digits, kept if they pass (and make a date); then, where it
+    still fails, one digit the OCR was unsure of, if exactly one of its confusions passes."""
     for spec in CHECKED[kind]:
         line, read = lines[spec.line], reads[spec.line]
         span = line[spec.start:spec.digit + 1]
+        passes = _date_ok if spec.is_date else _number_ok
         if spec.is_date:
             span = _guided(span, read[spec.start:spec.digit + 1], _date_ok)
         else:  # letters are valid in a document number: only its check digit may be a misread letter
-            span = _guided(span, " " * spec.length + read[spec.digit], lambda t: check_digit(t[:-1]) == t[-1])
+            span = _guided(span, " " * spec.length + read[spec.digit], _number_ok)
+        span = _unsure_digit(span, unsure[spec.line][spec.start:spec.digit + 1], passes)
         lines[spec.line] = _replace(line, spec.start, span)
     return lines
 
 
-def _repair_final(lines: list[str], reads: list[str], kind: str) -> list[str]:
-    """The composite check digit read as a letter: its other likely digits, when every field passes."""
-    line, pos = 1, MRZ_WIDTH[kind] - 1
+def _repair_final(lines: list[str], reads: list[str], kind: str, unsure: Sequence[Sequence[bool]]) -> list[str]:
+    """The composite check digit read as a letter: its other likely digits, when every field passes (or,
+    read as a digit the OCR was unsure of, the one confusion that passes, if only one does)."""
+    if kind not in FINAL:
+        return lines
+    (line, pos), _ = FINAL[kind]
     checks = mrz_checks(kind, lines)
     if checks["final"] or not all(v for k, v in checks.items() if k != "final"):
         return lines
-    for choice in _digit_choices(reads[line][pos], lines[line][pos])[1:]:
+    choices = _digit_choices(reads[line][pos], lines[line][pos])[1:]
+    if unsure[line][pos] and lines[line][pos].isdigit():
+        choices += _DIGIT_CONFUSIONS[lines[line][pos]]
+    passing = []
+    for choice in dict.fromkeys(choices):
         candidate = [*lines]
         candidate[line] = _replace(candidate[line], pos, choice)
         if mrz_checks(kind, candidate)["final"]:
-            return candidate
-    return lines
+            passing.append(candidate)
+    return passing[0] if len(passing) == 1 else lines
 
 
 def _fix_optional(value: str, passes: Callable[[str], bool]) -> str:
-    """An optional-data field: fillers only after its first filler; look-alike letters just before that
-    filler may be misread fillers too (dropped only if the check digit then passes)."""
+    """An optional-data field whose check fails: fillers only after its first filler; look-alike letters just
+    before that filler may be misread fillers too (dropped only if the check digit then passes). A field that
+    passes as read stays (real documents have fillers inside their optional data: 'USA' 500101920<0918)."""
+    if passes(value):
+        return value
     first = value.find(FILLER)
     cleaned = value if first < 0 else value[:first] + FILLER * (len(value) - first)
     if passes(cleaned):
@@ -152,8 +177,11 @@ def _td3_optional_ok(value: str, digit: str) -> bool:
     return (not value.strip(FILLER) and digit in "<0") or check_digit(value) == digit
 
 
-def _repair_td3(lines: list[str], reads: list[str]) -> list[str]:
-    top, data = _repair_checked([*lines], reads, "TD3")
+Unsure = Sequence[Sequence[bool]]
+
+
+def _repair_td3(lines: list[str], reads: list[str], unsure: Unsure) -> list[str]:
+    top, data = _repair_checked([*lines], reads, "TD3", unsure)
     top = top[:5] + tidy_names(top[5:])
     data = _replace(data, 28, _fix_optional(data[28:42], lambda v: _td3_optional_ok(v, data[42])))
     if not data[28:42].strip(FILLER) and not data[42].isdigit():
@@ -161,22 +189,22 @@ def _repair_td3(lines: list[str], reads: list[str]) -> list[str]:
     elif not _td3_optional_ok(data[28:42], data[42]):
         personal = _guided(data[28:43], reads[1][28:43], lambda t: _td3_optional_ok(t[:-1], t[-1]))
         data = _replace(data, 28, personal)
-    return _repair_final([top, data], reads, "TD3")
+    return _repair_final([top, data], reads, "TD3", unsure)
 
 
-def _repair_td2(lines: list[str], reads: list[str]) -> list[str]:
-    top, data = _repair_checked([*lines], reads, "TD2")
+def _repair_td2(lines: list[str], reads: list[str], unsure: Unsure) -> list[str]:
+    top, data = _repair_checked([*lines], reads, "TD2", unsure)
     top = top[:5] + tidy_names(top[5:])
 
     def final_ok(optional: str) -> bool:
         return check_digit(data[0:10] + data[13:20] + data[21:28] + optional) == data[35]
 
     data = _replace(data, 28, _fix_optional(data[28:35], final_ok))
-    return _repair_final([top, data], reads, "TD2")
+    return _repair_final([top, data], reads, "TD2", unsure)
 
 
-def _repair_td1(lines: list[str], reads: list[str]) -> list[str]:
-    top, data, names = _repair_checked([*lines], reads, "TD1")
+def _repair_td1(lines: list[str], reads: list[str], unsure: Unsure) -> list[str]:
+    top, data, names = _repair_checked([*lines], reads, "TD1", unsure)
 
     def final_ok(optional: str, optional2: str) -> bool:
         return check_digit(top[5:15] + optional + data[0:7] + data[8:15] + optional2) == data[29]
@@ -184,9 +212,22 @@ def _repair_td1(lines: list[str], reads: list[str]) -> list[str]:
     optional2 = _fix_optional(data[18:29], lambda v: final_ok(top[15:30], v))
     top = _replace(top, 15, _fix_optional(top[15:30], lambda v: final_ok(v, optional2)))
     data = _replace(data, 18, _fix_optional(data[18:29], lambda v: final_ok(top[15:30], v)))
-    return _repair_final([top, data, tidy_names(names)], reads, "TD1")
+    return _repair_final([top, data, tidy_names(names)], reads, "TD1", unsure)
 
 
-REPAIRS: dict[str, Callable[[list[str], list[str]], list[str]]] = {
-    "TD1": _repair_td1, "TD2": _repair_td2, "TD3": _repair_td3}
+def _repair_visa(kind: str) -> Callable[[list[str], list[str], Unsure], list[str]]:
+    """MRV-A / MRV-B: the three checked fields and the names; the optional data has no check to guide it."""
+    def repair(lines: list[str], reads: list[str], unsure: Unsure) -> list[str]:
+        top, data = _repair_checked([*lines], reads, kind, unsure)
+        return [top[:5] + tidy_names(top[5:]), data]
+    return repair
 
+
+def _repair_fra_cni(lines: list[str], reads: list[str], unsure: Unsure) -> list[str]:
+    """The French card: its checked fields and the composite (its given names keep their own separators)."""
+    return _repair_final(_repair_checked([*lines], reads, "FRA-CNI", unsure), reads, "FRA-CNI", unsure)
+
+
+REPAIRS: dict[str, Callable[[list[str], list[str], Unsure], list[str]]] = {
+    "TD1": _repair_td1, "TD2": _repair_td2, "TD3": _repair_td3, "MRV-A": _repair_visa("MRV-A"),
+    "MRV-B": _repair_visa("MRV-B"), "FRA-CNI": _repair_fra_cni}

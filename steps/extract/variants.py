@@ -1,6 +1,8 @@
 """The extraction variants: label rules over the visual zone, the MRZ first (the VIZ where a check fails), and
 the MRZ alone. Each reads its issuer layouts from the model store (`extract/layouts/<layouts>.json`) once, at
-load, and hands them to the readers."""
+load, and hands them to the readers. The VIZ is read only for a layout they know: for another (the classifier
+says 'unknown' or names an issuer they lack; for mrz-first also an MRZ issued by a state they lack) the
+extraction has no VIZ field and `sources["viz"]` is VIZ_SKIPPED."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from steps.errors import StepError
 from steps.extract.labels import LabelParams
 from steps.extract.layouts import IssuerLayouts, layouts_file
 from steps.extract.mrz_find import MrzParams
-from steps.extract.mrz_read import mrz_extraction
-from steps.extract.viz import viz_fields
+from steps.extract.mrz_read import VIZ_SKIPPED, mrz_extraction
+from steps.extract.viz import unknown_layout, viz_fields
 from steps.modelstore import ModelStore
 from steps.records import ExtractInput, Extraction
 
@@ -72,6 +74,8 @@ class LabelRules(_ExtractVariant[LabelRulesParams]):
     model = "label-rules"
 
     def process(self, item: ExtractInput) -> Extraction:
+        if unknown_layout(item.classification, self.layouts):
+            return Extraction(item.doc_id, {}, sources={"viz": VIZ_SKIPPED})
         fields = viz_fields(item, self.params, self.layouts)
         return Extraction(item.doc_id, fields, sources=dict.fromkeys(fields, "viz"))
 
@@ -82,8 +86,7 @@ class MrzFirst(_ExtractVariant[MrzFirstParams]):
     model = "mrz-first"
 
     def process(self, item: ExtractInput) -> Extraction:
-        layouts = self.layouts
-        return mrz_extraction(item, self.params.mrz, viz_fields(item, self.params.labels, layouts), layouts)
+        return mrz_extraction(item, self.params.mrz, self.params.labels, self.layouts)
 
 
 class MrzOnly(_ExtractVariant[MrzOnlyParams]):

@@ -1,10 +1,12 @@
-"""The visual zone (VIZ): the document type and issuer when the classifier gave none, and every field the
-label rules read — labels, the template grid, or numbered rows on driving licences."""
+"""The visual zone (VIZ): the document type and issuer when the classifier gave none, whether the document's
+layout is one the issuer layouts know, and every field the label rules read — labels, the template grid, or
+numbered rows on driving licences."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from common.mrz9303 import known_codes
 from steps.extract.grid import positional_fields
 from steps.extract.labels import LabelParams, labelled_fields
 from steps.extract.layouts import IssuerLayouts
@@ -31,6 +33,22 @@ def classified_issuer(classification: Classification, layouts: IssuerLayouts) ->
     """The issuer code of the level-2 class, if it is one of the layouts' issuers."""
     code = (classification.l2 or "").split(".", 1)[0]
     return code if code in layouts.issuer_by_code else None
+
+
+UNKNOWN = "unknown"  # the open-set classifiers' level-2 label (or its issuer part) for an issuer none knows
+
+
+def unknown_layout(classification: Classification, layouts: IssuerLayouts, mrz_country: str | None = None) -> bool:
+    """Whether the document's layout is none of the issuer layouts': the classifier says so (level 2
+    'unknown', or an issuer the layouts do not have), or the MRZ's issuing state is a known code (ICAO's)
+    that is no layout's. No level-2 class and no MRZ (or an MRZ code nobody knows, garbled maybe) are no
+    evidence either way: the layouts are tried."""
+    if classification.l2:
+        code = classification.l2.split(".", 1)[0]
+        if code == UNKNOWN or code not in layouts.issuer_by_code:
+            return True
+    code = (mrz_country or "").ljust(3, "<")
+    return bool(mrz_country) and code in known_codes() and mrz_country not in layouts.issuer_by_code
 
 
 def infer_issuer(rows: Sequence[Row], layouts: IssuerLayouts) -> str | None:
