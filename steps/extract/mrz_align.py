@@ -127,6 +127,15 @@ def _fit(char: str, klass: str, noise: bool) -> tuple[float, str]:
     return (0.35, confusion) if confusion else (1.0, FILLER)
 
 
+def _missing(klass: str) -> str:
+    """What a position the OCR missed holds: the one character its class allows ('P' of a passport, a
+    literal code letter), else a filler."""
+    if klass.startswith("="):
+        return klass[1]
+    allowed = _CLASS_CHARS[klass]
+    return next(iter(allowed)) if len(allowed) == 1 else FILLER
+
+
 def _filler_runs(text: str) -> list[int]:
     """For each character, the length of the run of fillers it belongs to (0 for other characters)."""
     out = [0] * len(text)
@@ -155,7 +164,7 @@ def align_sources(text: str, template: Sequence[str], noisy: bool = False) -> tu
     missing).
 
     Substitutions undo OCR confusions by position class; extra characters are dropped and missing ones
-    filled with '<', cheaper inside filler runs and after a line's trailing fillers, so that length errors
+    filled with '<' (or the one character the position allows), cheaper inside filler runs and after a line's trailing fillers, so that length errors
     are absorbed where the fillers are rather than inside names and numbers.
     """
     n, m = len(text), len(template)
@@ -182,7 +191,7 @@ def align_sources(text: str, template: Sequence[str], noisy: bool = False) -> tu
             if j < m:
                 step = insert_filler if FILLER in _CLASS_CHARS.get(template[j], "") else 1.0
                 if here + step < cost[i][j + 1]:
-                    cost[i][j + 1], back[i][j + 1] = here + step, (i, j, FILLER)
+                    cost[i][j + 1], back[i][j + 1] = here + step, (i, j, _missing(template[j]))
     out, sources, i, j = [], [], n, m
     while (step_back := back[i][j]) is not None:
         pi, pj, char = step_back

@@ -134,15 +134,26 @@ def _read_format(kind: str, candidates: Sequence[MrzCandidate], params: MrzParam
     return best
 
 
+def _fits_format(reading: MrzReading) -> bool:
+    """Whether the reading starts with a document code its format allows (a TD3 a 'P', a visa a 'V' …)."""
+    top = reading.lines[0]
+    return top is not None and top[:1] in _FIRST_LETTERS[reading.kind]
+
+
+_FIRST_LETTERS = {"TD1": "IAC", "TD2": "IACPV", "TD3": "P", "MRV-A": "V", "MRV-B": "V", "FRA-CNI": "I"}
+
+
 def read_mrz(ocr: OcrResult, l1: str | None, params: MrzParams, layouts: IssuerLayouts) -> MrzReading | None:
     """Find, repair, check and parse the MRZ; None when the document shows none. Where its format is in
-    doubt (`mrz_formats`), a later format's reading is taken only with more valid check digits."""
+    doubt (`mrz_formats`), a later format's reading is taken only with a document code of its format where
+    the earlier one's is not, or as fitting and with more valid check digits."""
     candidates = band_candidates(ocr) if ocr.mrz else mrz_candidates(ocr, params.min_length)
     known = known_codes(layouts.codes)
     best: MrzReading | None = None
     for kind in mrz_formats(l1, candidates):
         reading = _read_format(kind, candidates, params, layouts, known)
-        if reading and (best is None or sum(reading.checks.values()) > sum(best.checks.values())):
+        if reading and (best is None or (_fits_format(reading), sum(reading.checks.values()))
+                        > (_fits_format(best), sum(best.checks.values()))):
             best = reading
     return best
 

@@ -92,8 +92,8 @@ def settle(kind: str, lines: Sequence[str], reads: Sequence[str], sure: Sequence
 
     later = []
     for spec in FIELDS[kind]:
-        if spec.name in CODE_FIELDS or spec.name in ("document_type", "sex"):
-            continue  # codes: resolved below; the document code's first letter and the sex: one class fits
+        if spec.name in CODE_FIELDS or spec.name == "sex":
+            continue  # codes: resolved below; the sex: one class member fits what OCR makes of it
         if _final_only(kind, spec):
             later.append(spec)
         elif spec.check is not None:
