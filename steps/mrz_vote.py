@@ -32,9 +32,13 @@ class LineReading:
     reader: str  # "<crop>/<engine>"
 
 
+_NOISY_RUN = re.compile(f"(?<={FILLER})[KLCES6<]*{FILLER}")
+
+
 def fit_width(text: str, width: int) -> str:
-    """`text` brought to `width` for judging: the longest run of fillers stretched or shrunk (at least one
-    kept), else the end padded or cut."""
+    """`text` brought to `width` for judging: look-alike letters between fillers taken for fillers, the
+    longest run of fillers stretched or shrunk (at least one kept), else the end padded or cut."""
+    text = _NOISY_RUN.sub(lambda m: FILLER * len(m.group()), text)
     runs = sorted(re.finditer(f"{FILLER}+", text), key=lambda m: -len(m.group()))
     if runs and len(text) != width:
         run = runs[0]
@@ -149,7 +153,7 @@ def vote(readings: Sequence[Sequence[LineReading]]) -> list[LineReading]:
             return (checks, _agreement(r, raw), length, fused, conf)
 
         best = max(per_line, key=score)
-        chosen.append(_with_agreement(best, per_line))
+        chosen.append(_with_agreement(best, raw))
     return chosen
 
 

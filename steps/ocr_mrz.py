@@ -36,14 +36,25 @@ CROPS = ("gray", "otsu", "clahe")
 @dataclass(frozen=True)
 class BandOcrParams(TesseractParams):
     engines: tuple[str, ...] = ("lstm-fast",)  # MRZ line readers: lstm-fast | lstm-standard | legacy
-    crops: tuple[str, ...] = ("gray",)  # how a line crop is prepared for each reader: gray | otsu | clahe
+    # How a line is cut for each reader: "<preparation>@<line height px>", preparation gray | otsu | clahe (the
+    # height defaults to band.line_height). Readers differ most by the scale they see the line at.
+    crops: tuple[str, ...] = ("gray",)
     band: BandParams = field(default_factory=BandParams)
 
     def __post_init__(self) -> None:
-        unknown = [e for e in self.engines if e not in ENGINES] + [c for c in self.crops if c not in CROPS]
+        unknown = [e for e in self.engines if e not in ENGINES]
+        for crop in self.crops:
+            how, _, height = crop.partition("@")
+            if how not in CROPS or (height and not (height.isdigit() and 12 <= int(height) <= 200)):
+                unknown.append(crop)
         if unknown or not self.engines or not self.crops:
             raise ValueError(f"MRZ band readers: unknown or no engines / crops {unknown}; engines: "
-                             f"{', '.join(ENGINES)}; crops: {', '.join(CROPS)}")
+                             f"{', '.join(ENGINES)}; crops: <{' | '.join(CROPS)}>[@<height 12-200 px>]")
+
+    def crop_spec(self, crop: str) -> tuple[str, int]:
+        """A crop's preparation and line height."""
+        how, _, height = crop.partition("@")
+        return how, int(height) if height else self.band.line_height
 
 
 def prepare(crop: np.ndarray, how: str) -> np.ndarray:
@@ -112,45 +123,49 @@ class TesseractBand(TesseractOcr):
         return "".join(chars), tuple(confs)
 
     def _readers_in_order(self) -> list[tuple[str, str]]:
-        """(crop preparation, engine) pairs: every engine on the first preparation first."""
-        return [(how, engine) for how in self.params.crops for engine in self.params.engines]
+        """(crop, engine) pairs: every engine on the first crop first."""
+        return [(crop, engine) for crop in self.params.crops for engine in self.params.engines]
 
     def read_mrz(self, image: np.ndarray) -> tuple[list[Band], list[LineReading]]:
         """The MRZ's line bands and the chosen reading of each (empty when no group of bands reads as one).
 
         Candidate groups are scouted with the first reader until one reads as an MRZ format; the group that
         reads most like an MRZ keeps its lines that look like MRZ lines. Those are read by the other readers,
-        one preparation at a time, and voted on; once every check digit of the vote passes, the rest of the
-        readers are not run (the ensemble costs more only where the MRZ is hard)."""
+        one crop at a time, and voted on; once every check digit of the vote passes, the rest of the readers
+        are not run, nor once a crop's readers left the vote as it was (the ensemble costs more only where
+        the MRZ is hard)."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         readers = self._readers_in_order()
-        best: tuple[tuple[int, int], list[tuple[Band, np.ndarray, LineReading]]] | None = None
+        best: tuple[tuple[int, int], list[tuple[Band, LineReading]]] | None = None
         for group in mrz_groups(text_lines(gray, self.params.band), gray.shape[0], self.params.band):
-            scouted = []
-            for band in group:
-                crop = line_crop(gray, band, self.params.band.line_height)
-                scouted.append((band, crop, self._reading(crop, *readers[0])))
-            score = mrz_likeness([r.text for _, _, r in scouted])
+            scouted = [(band, self._reading(gray, band, *readers[0])) for band in group]
+            score = mrz_likeness([r.text for _, r in scouted])
             if score > (0, 0) and (best is None or score > best[0]):
                 best = (score, scouted)
             if score[0]:
                 break
         if best is None:
             return [], []
-        kept = [item for item in best[1] if mrz_line_like(item[2].text)]
-        readings = [[known] for _, _, known in kept]
+        kept = [(band, known) for band, known in best[1] if mrz_line_like(known.text)]
+        readings = [[known] for _, known in kept]
         chosen = vote(readings)
-        for k, (how, engine) in enumerate(readers[1:], start=1):
-            if checks_pass(chosen) and how != readers[k - 1][0]:
-                break
-            for per_line, (_, crop, _) in zip(readings, kept, strict=True):
-                per_line.append(self._reading(crop, how, engine))
+        before: list[str] | None = None  # the vote after the crop before the last
+        for k, (crop, engine) in enumerate(readers[1:], start=1):
+            if crop != readers[k - 1][0]:  # a crop's readers are all in: enough?
+                texts = [r.text for r in chosen]
+                if checks_pass(chosen) or texts == before:
+                    break
+                before = texts
+            for per_line, (band, _) in zip(readings, kept, strict=True):
+                per_line.append(self._reading(gray, band, crop, engine))
             chosen = vote(readings)
-        return [band for band, _, _ in kept], chosen
+        return [band for band, _ in kept], chosen
 
-    def _reading(self, crop: np.ndarray, how: str, engine: str) -> LineReading:
-        text, confs = self._read_line(prepare(crop, how), engine)
-        return LineReading(text, confs, f"{how}/{engine}")
+    def _reading(self, gray: np.ndarray, band: Band, crop: str, engine: str) -> LineReading:
+        how, height = self.params.crop_spec(crop)
+        text, confs = self._read_line(prepare(_cut(gray, band, height), how), engine)
+        return LineReading(text, confs, f"{crop}/{engine}")
+
 
     def process(self, item: ImageRecord) -> OcrResult:
         page = super().process(item)
@@ -159,14 +174,18 @@ class TesseractBand(TesseractOcr):
         return OcrResult(page.doc_id, page.lines, page.image_size, lines)
 
 
+def _cut(gray: np.ndarray, band: Band, height: int) -> np.ndarray:
+    return line_crop(gray, band, height)
+
+
 def _as_line(band: Band, reading: LineReading) -> Line:
     """A chosen reading as a Line: one word per character, boxes spread evenly along the band's box."""
     x0, y0, x1, y1 = band.box()
     n = max(len(reading.text), 1)
-    words = tuple(Word(char, conf, (int(x0 + (x1 - x0) * k / n), y0, int(x0 + (x1 - x0) * (k + 1) / n), y1))
+    words = tuple(Word(char, round(conf, 2), (int(x0 + (x1 - x0) * k / n), y0, int(x0 + (x1 - x0) * (k + 1) / n), y1))
                   for k, (char, conf) in enumerate(zip(reading.text, reading.confidences, strict=True)))
     mean = float(np.mean(reading.confidences)) if reading.confidences else 0.0
-    return Line(reading.text, mean, (x0, y0, x1, y1), words)
+    return Line(reading.text, round(mean, 2), (x0, y0, x1, y1), words)  # rounded as the wire writes them
 
 
 def variants(store: ModelStore | None = None) -> list[TesseractBand]:
@@ -178,7 +197,7 @@ def variants(store: ModelStore | None = None) -> list[TesseractBand]:
                       "tessdata_fast LSTM page; MRZ located at full resolution, each line read by the legacy "
                       "engine", store),
         TesseractBand("band-ensemble", BandOcrParams(data="lstm-fast", engines=("lstm-fast", "legacy"),
-                                                     crops=("gray", "otsu")),
+                                                     crops=("gray@36", "gray@44", "otsu@36", "otsu@44")),
                       "tessdata_fast LSTM page; MRZ lines read by 4 readers (gray / Otsu × LSTM fast / legacy), "
                       "the reading whose check digits pass wins", store),
     ]
