@@ -111,9 +111,9 @@ def _score(reading: MrzReading, fits: Sequence[LineFit | None], bonus: float) ->
 def _read_format(kind: str, candidates: Sequence[MrzCandidate], params: MrzParams, layouts: IssuerLayouts,
                  known: Collection[str]) -> MrzReading | None:
     """The MRZ read in one format: the lines aligned to the generic layout and, if allowed, to the own
-    layouts of the issuers that write this format (the issuer whose code the generic reading shows, else
-    each) — a reading in an issuer's layout counts only if its code is what the OCR read there (mrz_trust:
-    codes are read, not assigned). The reading with most valid check digits wins (an issuer's layout
+    layouts of the issuers that write this format (the issuer whose code the generic reading shows; each
+    when that code is none known, garbled maybe; none for another known code) — a reading in an issuer's
+    layout counts only if its code is what the OCR read there (mrz_trust: codes are read, not assigned). The reading with most valid check digits wins (an issuer's layout
     counting half a check more), then the cheapest repair."""
     fits = assign_lines(candidates, mrz_layout(kind), params.max_line_cost)
     if all(f is None for f in fits):
@@ -123,6 +123,8 @@ def _read_format(kind: str, candidates: Sequence[MrzCandidate], params: MrzParam
     if not params.issuer_layouts:
         return best
     shown = layouts.issuer(best.country)
+    if shown is None and (best.lines[0] or "")[2:5] in known:
+        return best  # a known code that is no layout's
     for spec in [shown] if shown is not None else layouts.issuers:
         if kind not in spec.mrz_codes:
             continue

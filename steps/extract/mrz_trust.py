@@ -118,8 +118,7 @@ def settle(kind: str, lines: Sequence[str], reads: Sequence[str], sure: Sequence
             flags = [not s or c not in CLASS_CHARS["A"] for c, s in zip(read, sure[spec.line][spec.start:spec.end],
                                                                          strict=True)]
             code = resolve_code(read, flags, known)
-            if code is None:  # kept as read (the alignment's filler where nothing was read)
-                code = "".join(r if r != " " else out[spec.line][k]
-                               for r, k in zip(read, range(spec.start, spec.end), strict=True))
+            if code is None:  # kept as read, a filler where nothing was read (never a layout's letter)
+                code = read.replace(" ", FILLER)
             out[spec.line][spec.start:spec.end] = list(code)
     return ["".join(chars) for chars in out]
