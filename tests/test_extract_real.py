@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from common.mrz9303 import parse
-from steps.extract import LabelRules, MrzFirst, MrzOnly, variants
+from common.mrz9303 import known_codes, parse
+from steps.extract import LabelRules, MrzFirst, MrzOnly, MrzParams, read_mrz, trusted, variants
 from steps.extract.mrz_read import VIZ_SKIPPED
 from steps.extract.mrz_trust import resolve_code
 from steps.records import Classification, ExtractInput, Extraction, Line, OcrResult, StepFailure, Word
@@ -150,6 +150,20 @@ def test_a_real_issuer_code_is_never_changed(l2: str | None) -> None:
         assert result.fields["nationality"] == "UTO"
         # the band reader's unsure 3 is the digit its check digit wants (8); word confidences say nothing
         assert result.mrz_checks["document_number"] is bool(ocr.mrz)
+
+
+def test_germany_s_one_letter_code_is_a_known_code() -> None:
+    """'D<<' (ICAO's code for Germany) is read and trusted like any other: the VIZ does not replace it."""
+    lines = ("P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<", "C01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4")
+    viz = page_lines(("Nationality", "DEUTSCH"))
+    result = extract(MRZ_FIRST, OcrResult("doc", (*viz, *page_lines(lines)), (1250, 880)), "passport")
+    assert result.mrz_lines == lines and result.mrz_valid is True
+    assert (result.fields["nationality"], result.sources["nationality"]) == ("D", "mrz")
+    assert result.fields["surname"] == "MUSTERMANN" and result.sources["viz"] == VIZ_SKIPPED
+    reading = read_mrz(from_page(lines), "passport", MrzParams(), MRZ_ONLY.layouts)
+    assert reading is not None and reading.country == "D"
+    assert trusted(reading, "nationality", None, known_codes())
+    assert not trusted(reading, "nationality", "AUR", known_codes())  # the classifier named another issuer
 
 
 def test_unknown_codes_resolved_only_when_one_known_code_is_reachable() -> None:

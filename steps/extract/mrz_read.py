@@ -113,8 +113,9 @@ def _read_format(kind: str, candidates: Sequence[MrzCandidate], params: MrzParam
     """The MRZ read in one format: the lines aligned to the generic layout and, if allowed, to the own
     layouts of the issuers that write this format (the issuer whose code the generic reading shows; each
     when that code is none known, garbled maybe; none for another known code) — a reading in an issuer's
-    layout counts only if its code is what the OCR read there (mrz_trust: codes are read, not assigned). The reading with most valid check digits wins (an issuer's layout
-    counting half a check more), then the cheapest repair."""
+    layout counts only if its code is what the OCR read there (mrz_trust: codes are read, not assigned).
+    The reading with most valid check digits wins (an issuer's layout counting half a check more), then the
+    cheapest repair."""
     fits = assign_lines(candidates, mrz_layout(kind), params.max_line_cost)
     if all(f is None for f in fits):
         return None
@@ -175,7 +176,8 @@ def trusted(reading: MrzReading, name: str, issuer: str | None, codes: Collectio
     if name in ("surname", "given_names"):
         return not reading.names_full and not reading.names_repaired
     if name == "nationality":
-        return reading.fields.get(name) in codes and (issuer is None or reading.fields.get(name) == issuer)
+        code = reading.fields.get(name, "")
+        return code.ljust(3, FILLER) in codes and (issuer is None or code == issuer)
     return True
 
 
