@@ -1,12 +1,15 @@
-"""`cardflow train`: OCR a training corpus, fit every classifier family at both levels, export to ONNX,
-put the models in the model store and log metrics + ONNX files to MLflow. `ensure_trained` does the same
-on first use, once, when a command needs a classifier that was never trained.
+"""`cardflow train`: OCR a training corpus, fit every classifier family at both levels, calibrate each one's
+open-set threshold on issuers left out (steps/training.py), export to ONNX, put the models in the model store and
+log metrics + ONNX files to MLflow. `ensure_trained` does the same on first use, once, when a command needs a
+classifier that was never trained (or was trained before open-set calibration existed).
 
 Reads: a corpus (generated from the pipeline spec's `training` section when --corpus is absent).
-Writes: models/classify/<family>-<level>/{model.onnx,meta.json}; an MLflow run in experiment
-`cardflow-train` with params (OCR and preprocess variant that made the text, corpus manifest hash),
-metrics `<family>.<level>.holdout_accuracy|holdout_macro_f1|onnx_sklearn_agreement`, artifacts
-`classifiers/<family>-<level>/`.
+Writes: models/classify/<family>-<level>/{model.onnx,meta.json} (meta.json `open_set`: the threshold and its
+calibration figures); an MLflow run in experiment `cardflow-train` with params (OCR and preprocess variant that
+made the text, corpus manifest hash), metrics `<family>.<level>.holdout_accuracy|holdout_macro_f1|
+onnx_sklearn_agreement` and `<family>.<level>.open_set.threshold|known_accuracy|known_accuracy_open|
+known_accepted|unknown_rejected`, artifacts `classifiers/<family>-<level>/`. The calibration figures are also
+logged (stderr) per classifier.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from mlflow.tracking.context.registry import resolve_tags
 
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
+from corpus.records import DocumentRef
 from mlproject.ocrpool import ocr_documents
 from steps.catalog import Catalog
 from steps.classify import LEVELS, OnnxTextClassifier, classification_text
@@ -29,7 +33,7 @@ from steps.errors import StepError
 from steps.modelstore import ModelStore
 from steps.records import StepFailure
 from steps.spec import PipelineSpec, load_spec
-from steps.training import fit
+from steps.training import OpenSetCalibration, fit
 from tracking.edge import client_for, environment_params, experiment_id, log_files, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,8 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
     ocr_seconds = time.perf_counter() - started
     kept = [(d, r) for d, r in zip(labelled, results, strict=True) if not isinstance(r, StepFailure)]
     texts = [classification_text(r) for _, r in kept]
+    issuers = [d.truth.issuer or d.truth.l2.split(".", 1)[0] for d, _ in kept]
+    groups = [document_group(d) for d, _ in kept]
     client = client_for()
     attached = os.environ.get("MLFLOW_RUN_ID") if attach else None
     name = f"train {ocr_id.split('/', 1)[1]}"
@@ -77,7 +83,8 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
         client.log_metric(run_id, "ocr_seconds", ocr_seconds)
         for family in families:
             for level in LEVELS:
-                trained = fit(family, level, texts, [getattr(d.truth, level) for d, _ in kept])
+                trained = fit(family, level, texts, [getattr(d.truth, level) for d, _ in kept], issuers=issuers,
+                              groups=groups)
                 trained.provenance = dict(provenance)
                 trained.save(store)
                 for key, value in trained.metrics.items():
@@ -86,6 +93,7 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
                 log_files(client, run_id, files, f"classifiers/{trained.rel.split('/', 1)[1]}")
                 report[f"{family}-{level}"] = trained.metrics
                 log.info("trained %s:%s holdout accuracy %.3f", family, level, trained.metrics["holdout_accuracy"])
+                log.info("%s:%s open set: %s", family, level, describe_calibration(trained.open_set))
         if not attached:
             client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
@@ -93,6 +101,24 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
             client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     return report
+
+
+def document_group(doc: DocumentRef) -> str:
+    """Which texts are captures of one document (kept on one side of every training split): its issuer and
+    document number when the truth has one (the generator renders each document under every distribution),
+    else the document itself."""
+    number = doc.truth.fields.get("document_number") if doc.truth else None
+    return f"{doc.truth.issuer or doc.truth.l2}:{number}" if number else f"doc:{doc.doc_id}"
+
+
+def describe_calibration(calibration: OpenSetCalibration) -> str:
+    if not calibration.calibrated:
+        return "not calibrated (fewer than three issuers): closed set"
+    per_issuer = ", ".join(f"{issuer} {rate:.0%}" for issuer, rate in calibration.rejected_per_issuer.items())
+    return (f"threshold {calibration.threshold:.3f} (keeps {calibration.keep:.0%} of the known-issuer accuracy); "
+            f"known issuers: accuracy {calibration.known_accuracy:.3f} -> {calibration.known_accuracy_open:.3f}, "
+            f"accepted {calibration.known_accepted:.1%} of {calibration.known_documents}; issuers left out: "
+            f"rejected {calibration.unknown_rejected:.1%} of {calibration.unknown_documents} ({per_issuer})")
 
 
 def _log_params(client, run_id: str, params: dict) -> None:
@@ -107,11 +133,12 @@ def _log_params(client, run_id: str, params: dict) -> None:
 
 
 def untrained(catalog: Catalog, variant_ids: Iterable[str]) -> list[OnnxTextClassifier]:
-    """The learned classifiers among `variant_ids` whose model files are not in their store."""
+    """The learned classifiers among `variant_ids` whose model files are not in their store, or are from before
+    open-set calibration (no threshold in meta.json)."""
     out = []
     for vid in dict.fromkeys(variant_ids):
         variant = catalog.get(vid)
-        if isinstance(variant, OnnxTextClassifier) and not all(p.is_file() for p in variant.model_files().values()):
+        if isinstance(variant, OnnxTextClassifier) and not variant.trained():
             out.append(variant)
     return out
 

@@ -5,10 +5,17 @@ by `cardflow train` (steps/training.py), exported to ONNX and run here with ONNX
 model predicts the type only; a level-2 model predicts issuer × type, and its level-1 scores are its
 level-2 probabilities summed per type. `keywords:l2` is a rule baseline with no learning, over the issuer
 layouts the extractors read (steps/extract/layouts.py).
+
+Open set: a document whose issuer the classifier does not know (every real one: the models learn the synthetic
+corpus's fictional issuers) gets level 2 `unknown` and its type from the MRZ format when one was read (TD3 a
+passport, TD1 an identity card, MRV-A / MRV-B a visa, TD2 by its document code), else the model's. A learned
+model calls an issuer unknown when its confidence is below a threshold calibrated at training on issuers left
+out (steps/training.py, stored in meta.json); the keyword rules when no issuer's name or code is in the text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -17,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.mrz9303 import format_of
 from steps.base import Variant
 from steps.errors import ModelNotTrained
 from steps.extract.layouts import IssuerLayouts, layouts_file
+from steps.extract.mrz_find import band_candidates, mrz_candidates
 from steps.modelstore import ModelStore
 from steps.normalize import fold, normalise_text
 from steps.records import Classification, OcrResult
@@ -30,6 +39,9 @@ FAMILIES = {
     "tfidf-svm": "character 2-4-gram TF-IDF + linear SVM (scores: softmax of margins)",
 }
 LEVELS = ("l1", "l2")
+UNKNOWN = "unknown"  # level 2 of a document whose issuer the classifier does not know
+# Level 1 from the MRZ format (common/mrz9303.py); TD2 is an identity card's or a passport's: its document code says.
+MRZ_TYPES = {"TD1": "id_card", "TD3": "passport", "MRV-A": "visa", "MRV-B": "visa", "FRA-CNI": "id_card"}
 
 
 def classification_text(ocr: OcrResult) -> str:
@@ -45,10 +57,48 @@ def l1_of(l2_label: str) -> str:
     return l2_label.split(".", 1)[1]
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
+def softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def mrz_type(ocr: OcrResult) -> str | None:
+    """The document type its MRZ format says: the lines an OCR variant read apart in the MRZ band when it did,
+    else the page's MRZ-like lines (steps/extract/mrz_find.py), the last two or three long ones (the zone ends the
+    document); None without an MRZ."""
+    lines = [c.text for c in band_candidates(ocr) or mrz_candidates(ocr) if len(c.text) >= 26]
+    for count in (3, 2):
+        zone = lines[-count:]
+        kind = format_of(zone) if len(zone) == count else None
+        if kind == "TD2":
+            return "passport" if zone[0].startswith("P") else "id_card"
+        if kind:
+            return MRZ_TYPES[kind]
+    return None
+
+
+def unfamiliar(classification: Classification, ocr: OcrResult) -> Classification:
+    """`classification` for a document of an issuer the classifier does not know: level 2 `unknown` (where the
+    classifier names one), level 1 from the MRZ format when there is one, else the classifier's. Scores stay the
+    model's."""
+    l2 = UNKNOWN if classification.l2 is not None or classification.l2_scores else None
+    return dataclasses.replace(classification, l1=mrz_type(ocr) or classification.l1, l2=l2)
+
+
+def confidence(level: str, labels: Sequence[str], probs: np.ndarray) -> np.ndarray:
+    """How sure a model is of each row of `probs` (columns = `labels`) being one of its classes: at level 2 the
+    likeliest issuer's probability (its types' summed), at level 1 the likeliest type's, times the number of
+    issuers (types) the model knows, i.e. in multiples of a uniform guess. The multiple, not the probability:
+    thresholds are calibrated on models that know one issuer fewer than the one that ships (steps/training.py),
+    and a probability shrinks with the number of classes it is shared among."""
+    probs = np.atleast_2d(probs)
+    if level == "l1":
+        return probs.max(axis=1) * probs.shape[1]
+    issuer_of = np.array([label.split(".", 1)[0] for label in labels])
+    issuers = sorted(set(issuer_of))
+    per_issuer = np.stack([probs[:, issuer_of == issuer].sum(axis=1) for issuer in issuers], axis=1)
+    return per_issuer.max(axis=1) * len(issuers)
 
 
 def to_classification(doc_id: str, level: str, labels: Sequence[str], probs: np.ndarray) -> Classification:
@@ -66,6 +116,10 @@ def to_classification(doc_id: str, level: str, labels: Sequence[str], probs: np.
 class OnnxClassifierParams:
     family: str
     level: str
+    # Open set: below this confidence (`confidence()`: the likeliest issuer's — at level 1 type's — probability in
+    # multiples of a uniform guess) the issuer is unknown. None: the threshold calibrated when the model was
+    # trained (meta.json `open_set.threshold`); 0: never (closed set, every document one of the known classes).
+    unknown_below: float | None = None
 
 
 class OnnxTextClassifier(Variant[OcrResult, Classification, "OnnxClassifierParams"]):
@@ -73,9 +127,12 @@ class OnnxTextClassifier(Variant[OcrResult, Classification, "OnnxClassifierParam
 
     step = "classify"
     batched = True
+    implementation = "2"  # open set: `unknown` below the calibrated confidence
 
-    def __init__(self, family: str, level: str, store: ModelStore | None = None) -> None:
-        super().__init__(level, OnnxClassifierParams(family, level), f"{FAMILIES[family]}, level {level[1]}")
+    def __init__(self, family: str, level: str, store: ModelStore | None = None,
+                 unknown_below: float | None = None) -> None:
+        super().__init__(level, OnnxClassifierParams(family, level, unknown_below),
+                         f"{FAMILIES[family]}, level {level[1]}")
         self.model = family  # type: ignore[misc]
         self.store = store or ModelStore()
         self._session = None
@@ -89,6 +146,26 @@ class OnnxTextClassifier(Variant[OcrResult, Classification, "OnnxClassifierParam
     def set_threads(self, n: int) -> None:
         super().set_threads(n)
         self._loaded = False  # sessions take their thread count at creation
+
+    def trained(self) -> bool:
+        """Whether the store holds this model as the current training writes it (a meta.json with an open-set
+        calibration; older stores have none and are trained again on first use)."""
+        files = self.model_files()
+        if not all(path.is_file() for path in files.values()):
+            return False
+        try:
+            return "open_set" in json.loads(files["meta.json"].read_text())
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    @property
+    def threshold(self) -> float:
+        """The confidence below which the issuer is unknown: the parameter's, else the calibrated one (0 for a
+        model trained without a calibration: a registered version from before open-set classification)."""
+        if self.params.unknown_below is not None:
+            return self.params.unknown_below
+        self.load()
+        return float(self.meta.get("open_set", {}).get("threshold", 0.0))
 
     def _load(self) -> None:
         import onnxruntime as ort
@@ -110,14 +187,19 @@ class OnnxTextClassifier(Variant[OcrResult, Classification, "OnnxClassifierParam
         self.load()
         out = self._session.run(None, {"text": np.array(list(texts), dtype=object).reshape(-1, 1)})
         values = np.asarray(out[1], dtype=np.float64)
-        return _softmax(values) if self.params.family == "tfidf-svm" else values
+        return softmax(values) if self.params.family == "tfidf-svm" else values
 
     def process(self, item: OcrResult) -> Classification:
         return self.process_batch([item])[0]
 
     def process_batch(self, items: Sequence[OcrResult]) -> list[Classification]:
         probs = self.scores([classification_text(item) for item in items])
-        return [to_classification(item.doc_id, self.params.level, self.labels, row) for item, row in zip(items, probs, strict=True)]
+        known = confidence(self.params.level, self.labels, probs) >= self.threshold
+        out = []
+        for item, row, is_known in zip(items, probs, known, strict=True):
+            classification = to_classification(item.doc_id, self.params.level, self.labels, row)
+            out.append(classification if is_known else unfamiliar(classification, item))
+        return out
 
 
 @dataclass(frozen=True)
@@ -130,10 +212,11 @@ class KeywordParams:
 class KeywordClassifier(Variant[OcrResult, Classification, KeywordParams]):
     """No learning: counts title words, MRZ prefixes and licence numbering for the type, and issuer
     names and codes for the issuer (titles, names and codes from the issuer layouts). Scores are the
-    normalised counts."""
+    normalised counts. No issuer's name or code in the text: the issuer is unknown (`unfamiliar`)."""
 
     step = "classify"
     model = "keywords"
+    implementation = "2"  # open set: `unknown` when no issuer matched
 
     def __init__(self, version: str, params: KeywordParams, description: str = "",
                  store: ModelStore | None = None) -> None:
@@ -170,7 +253,9 @@ class KeywordClassifier(Variant[OcrResult, Classification, KeywordParams]):
         i_total = sum(issuer_votes.values()) or 1.0
         l2_scores = {f"{code}.{l1}": (issuer_votes[code] / i_total) * l1_scores[l1]
                      for code in issuer_votes for l1 in self.l1_classes}
-        best_l2 = max(l2_scores, key=l2_scores.get) if best_l1 and sum(issuer_votes.values()) else None
+        if not sum(issuer_votes.values()):
+            return unfamiliar(Classification(item.doc_id, best_l1, l1_scores, None, l2_scores), item)
+        best_l2 = max(l2_scores, key=l2_scores.get) if best_l1 else None
         return Classification(item.doc_id, best_l1, l1_scores, best_l2, l2_scores)
 
 

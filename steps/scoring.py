@@ -2,7 +2,9 @@
 
 Assertions per document (each evaluated only where the ground truth has what it checks):
   class_l1        the predicted document type equals the true one
-  class_l2        the predicted issuer × type equals the true one (a level-1 classifier predicts none: fails)
+  class_l2        the predicted issuer × type equals the true one (a level-1 classifier predicts none: fails);
+                  `unknown` is right when the true issuer is none of those the classifier knows (its level-2
+                  scores' issuers: a real document's), wrong for a document of a known issuer
   field.<name>    each true field, exactly right after normalise_field (steps/normalize.py)
   mrz_lines       every MRZ line read exactly right (documents with an MRZ)
   mrz_valid       every MRZ check digit of what was read is valid (documents with an MRZ)
@@ -24,8 +26,9 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from corpus.records import GroundTruth
+from steps.classify import UNKNOWN
 from steps.normalize import normalise_field, normalise_text
-from steps.records import Extraction, OcrResult
+from steps.records import Classification, Extraction, OcrResult
 
 _FORMATS = {
     "date_of_birth": re.compile(r"\d{4}-\d{2}-\d{2}"),
@@ -48,7 +51,7 @@ def document_assertions(truth: GroundTruth, outcome) -> dict[str, bool]:
     if truth.l1:
         results["class_l1"] = not failed and cls is not None and cls.l1 == truth.l1
     if truth.l2:
-        results["class_l2"] = not failed and cls is not None and cls.l2 == truth.l2
+        results["class_l2"] = not failed and cls is not None and l2_right(cls, truth)
     for name, value in truth.fields.items():
         got = ext.fields.get(name) if ext and not failed else None
         results[f"field.{name}"] = got is not None and normalise_field(name, got) == normalise_field(name, value)
@@ -57,6 +60,14 @@ def document_assertions(truth: GroundTruth, outcome) -> dict[str, bool]:
         results["mrz_lines"] = read == tuple(truth.mrz_lines)
         results["mrz_valid"] = bool(ext and not failed and ext.mrz_valid)
     return results
+
+
+def l2_right(cls: Classification, truth: GroundTruth) -> bool:
+    """The level-2 class is the true one, or `unknown` for a document whose issuer the classifier does not know."""
+    if cls.l2 != UNKNOWN:
+        return cls.l2 == truth.l2
+    issuer = truth.issuer or (truth.l2 or "").split(".", 1)[0]
+    return issuer not in {label.split(".", 1)[0] for label in cls.l2_scores}
 
 
 def reading_order(text_lines: Iterable[tuple[str, tuple[int, int, int, int]]]) -> list[str]:
