@@ -233,6 +233,25 @@ def test_an_unsure_wrong_digit_is_fixed_by_its_check_digit_a_sure_one_is_not() -
     assert extract(MRZ_ONLY, from_page(misread, 60.0), "passport").mrz_lines == misread  # word confidence only
 
 
+def test_band_lines_tell_the_format_though_a_line_lost_its_fillers() -> None:
+    """The band reader gives the zone's lines: two lines, the longest 36 characters, starting 'IDFRA' is the
+    French card though its first line lost its trailing fillers (page lines of those lengths would not say)."""
+    result = extract(MRZ_ONLY, from_band((CNI[0][:21], CNI[1])), "id_card")
+    assert result.mrz_lines == CNI and result.mrz_valid is True
+
+
+def test_round_letters_read_in_a_document_number_become_the_zeros_its_check_digit_wants() -> None:
+    """OCR reads OCR-B's 0 as O with all confidence (Croatian specimen: 000000000); zeros where that makes the
+    check digit pass, and only then (L898902C3 keeps its C; a failing number with no unique fix stays)."""
+    lines = ("IOHRV000000000000000000000<<<<", "0000000M0000000HRV<<<<<<<<<<<0", "UZORAK<<SPECIMEN<<<<<<<<<<<<<<")
+    misread = (lines[0][:5] + "OOOOOOO" + lines[0][12:], lines[1], lines[2])
+    result = extract(MRZ_ONLY, from_band(misread), "id_card")
+    assert result.mrz_lines == lines and result.mrz_checks["document_number"] is True
+    assert result.fields["document_number"] == "000000000"
+    wrong = (TD3[0], "L898902O3" + "7" + TD3[1][10:])  # an O, and a check digit no zero satisfies
+    assert extract(MRZ_ONLY, from_band(wrong), "passport").mrz_lines == wrong
+
+
 # ── unknown layouts, empty pages ─────────────────────────────────────────────────────────────────
 
 

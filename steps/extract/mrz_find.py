@@ -118,16 +118,31 @@ def _td2_lengths(candidates: Sequence[MrzCandidate], longest: int) -> bool:
     return len(long_lines) >= 2 and all(34 <= n <= longest for n in long_lines[-2:])
 
 
-def _named(kind: str, l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str, ...]:
-    """A 2×44 / 2×36 zone as what its first line's document code says, then as the ICAO size: a visa ('V…':
-    MRV-A / MRV-B) — second for a document classified as a passport or identity card, whose 'P<' / 'I<' the
-    OCR may have lost —, the French identity card ('IDFRA…', 2×36: that alone)."""
-    long_lines = [c.text for c in candidates if len(c.text) >= 26]
-    top = long_lines[-2] if len(long_lines) >= 2 else long_lines[0] if long_lines else ""
+def _named(kind: str, l1: str | None, top: str) -> tuple[str, ...]:
+    """A 2×44 / 2×36 zone as what its first line (`top`) says, then as the ICAO size: a visa ('V…': MRV-A /
+    MRV-B) — second for a document classified as a passport or identity card, whose 'P<' / 'I<' the OCR may
+    have lost —, the French identity card ('IDFRA…', 2×36: that alone)."""
     visa = {"TD3": "MRV-A", "TD2": "MRV-B"}.get(kind)
     if visa and top.startswith("V"):
         return (kind, visa) if l1 in ("passport", "id_card") else (visa, kind)
     return ("FRA-CNI",) if kind == "TD2" and top.startswith("IDFRA") else (kind,)  # France issues no TD2
+
+
+def _top(candidates: Sequence[MrzCandidate]) -> str:
+    long_lines = [c.text for c in candidates if len(c.text) >= 26]
+    return long_lines[-2] if len(long_lines) >= 2 else long_lines[0] if long_lines else ""
+
+
+def band_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str, ...]:
+    """The formats of the lines an MRZ-band reader gave: they are the zone's lines, so their number and the
+    longest one's length tell the format even where the OCR lost a line's fillers (3 lines: TD1; 2: the
+    44- or 36-character family); a single line as page lines are read (`mrz_formats`)."""
+    if len(candidates) < 2:
+        return mrz_formats(l1, candidates)
+    if len(candidates) >= 3:
+        return ("TD1",)
+    width = max(len(c.text) for c in candidates)
+    return _named("TD3" if width >= 40 else "TD2", l1, candidates[0].text)
 
 
 def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str, ...]:
@@ -143,7 +158,7 @@ def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str
     if l1 == "driving_licence" and sum("<<" in c.text for c in candidates) < 2:
         return ()
     if _td2_lengths(candidates, 37):
-        return _named("TD2", l1, candidates)
+        return _named("TD2", l1, _top(candidates))
     long_lines = sum(len(c.text) >= 38 for c in candidates)
     if l1 == "passport":
         kind = "TD1" if len(candidates) >= 3 and not long_lines else "TD3"
@@ -152,4 +167,4 @@ def mrz_formats(l1: str | None, candidates: Sequence[MrzCandidate]) -> tuple[str
     else:
         kind = "TD3" if long_lines else "TD1"
     kinds = (kind, "TD2") if _td2_lengths(candidates, 39) else (kind,)
-    return tuple(dict.fromkeys(named for k in kinds for named in _named(k, l1, candidates)))
+    return tuple(dict.fromkeys(named for k in kinds for named in _named(k, l1, _top(candidates))))

@@ -26,6 +26,7 @@ from steps.extract.mrz_find import (
     MrzCandidate,
     MrzParams,
     band_candidates,
+    band_formats,
     mrz_candidates,
     mrz_formats,
 )
@@ -153,7 +154,7 @@ def read_mrz(ocr: OcrResult, l1: str | None, params: MrzParams, layouts: IssuerL
     candidates = band_candidates(ocr) if ocr.mrz else mrz_candidates(ocr, params.min_length)
     known = known_codes(layouts.codes)
     best: MrzReading | None = None
-    for kind in mrz_formats(l1, candidates):
+    for kind in (band_formats if ocr.mrz else mrz_formats)(l1, candidates):
         reading = _read_format(kind, candidates, params, layouts, known)
         if reading and (best is None or (_fits_format(reading), sum(reading.checks.values()))
                         > (_fits_format(best), sum(best.checks.values()))):

@@ -110,18 +110,33 @@ def _unsure_digit(text: str, unsure: Sequence[bool], passes: Callable[[str], boo
     return passing[0] if len(passing) == 1 else text
 
 
+def _round_zeros(text: str, passes: Callable[[str], bool]) -> str:
+    """A document number (and its check digit) that fails: its round letters (O, Q, D), which OCR-B draws
+    almost as its 0 and OCR reads as either with equal confidence, tried as 0 — all of them, or one — when
+    exactly one such reading passes; else `text`."""
+    rounds = [k for k, char in enumerate(text[:-1]) if char in "OQD"]
+    if passes(text) or not rounds:
+        return text
+    def zeroed(positions: Sequence[int]) -> str:
+        return "".join("0" if k in positions else char for k, char in enumerate(text))
+    found = {zeroed(rounds), *(zeroed([k]) for k in rounds)}
+    passing = [candidate for candidate in found if passes(candidate)]
+    return passing[0] if len(passing) == 1 else text
+
+
 def _repair_checked(lines: list[str], reads: list[str], kind: str, unsure: Sequence[Sequence[bool]]) -> list[str]:
     """Fields whose check digit fails, where the OCR read letters at digit positions (a date's digits, a
-    check digit): those letters' other likely digits, kept if they pass (and make a date); then, where it
-    still fails, one digit the OCR was unsure of, if exactly one of its confusions passes."""
+    check digit): those letters' other likely digits, kept if they pass (and make a date); a document
+    number's round letters as zeros (`_round_zeros`); then, where it still fails, one digit the OCR was
+    unsure of, if exactly one of its confusions passes."""
     for spec in CHECKED[kind]:
         line, read = lines[spec.line], reads[spec.line]
         span = line[spec.start:spec.digit + 1]
         passes = _date_ok if spec.is_date else _number_ok
         if spec.is_date:
             span = _guided(span, read[spec.start:spec.digit + 1], _date_ok)
-        else:  # letters are valid in a document number: only its check digit may be a misread letter
-            span = _guided(span, " " * spec.length + read[spec.digit], _number_ok)
+        else:  # letters are valid in a document number: its check digit may be a misread letter, an O a 0
+            span = _round_zeros(_guided(span, " " * spec.length + read[spec.digit], _number_ok), _number_ok)
         span = _unsure_digit(span, unsure[spec.line][spec.start:spec.digit + 1], passes)
         lines[spec.line] = _replace(line, spec.start, span)
     return lines
