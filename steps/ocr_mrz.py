@@ -40,6 +40,7 @@ class BandOcrParams(TesseractParams):
     # height defaults to band.line_height). Readers differ most by the scale they see the line at.
     crops: tuple[str, ...] = ("gray",)
     band: BandParams = field(default_factory=BandParams)
+    page_max_side: int = 2000  # the page pass reads a larger image scaled down to this (px; 0: never)
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.engines if e not in ENGINES]
@@ -168,10 +169,32 @@ class TesseractBand(TesseractOcr):
 
 
     def process(self, item: ImageRecord) -> OcrResult:
-        page = super().process(item)
+        page = self._page(item)
         bands, chosen = self.read_mrz(item.image)
         lines = tuple(_as_line(band, reading) for band, reading in zip(bands, chosen, strict=True) if reading.text)
         return OcrResult(page.doc_id, page.lines, page.image_size, lines)
+
+
+    def _page(self, item: ImageRecord) -> OcrResult:
+        """The page pass, on the image scaled down to `page_max_side` if larger (its boxes scaled back): the MRZ
+        is read at full resolution anyway, and the rest of a page reads as well at that size."""
+        longest = max(item.image.shape[:2])
+        limit = self.params.page_max_side
+        if not limit or longest <= limit:
+            return super().process(item)
+        factor = limit / longest
+        small = cv2.resize(item.image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        page = super().process(ImageRecord(item.doc_id, small, item.applied))
+        height, width = item.image.shape[:2]
+        return OcrResult(page.doc_id, tuple(_scaled(line, 1 / factor) for line in page.lines), (width, height))
+
+
+def _scaled(line: Line, factor: float) -> Line:
+    def box(b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return (round(b[0] * factor), round(b[1] * factor), round(b[2] * factor), round(b[3] * factor))
+
+    return Line(line.text, line.confidence, box(line.box), tuple(Word(w.text, w.confidence, box(w.box))
+                                                                 for w in line.words))
 
 
 def _cut(gray: np.ndarray, band: Band, height: int) -> np.ndarray:
