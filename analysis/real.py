@@ -64,12 +64,19 @@ def describe_corpus(path: str | Path) -> CorpusInfo:
                               + (f"; {source}" if source else "") + f"), {with_mrz} of them with full MRZ ground truth.")
 
 
+def missed_fields(assertions: Mapping[str, bool], fields: Iterable[str] = FIELDS) -> list[str] | None:
+    """The ground-truth fields the extract step can produce that were not read exactly, sorted (None: the
+    document has none of them)."""
+    producible = set(fields)
+    checked = {name.removeprefix("field."): ok for name, ok in assertions.items()
+               if name.startswith("field.") and name.removeprefix("field.") in producible}
+    return sorted(name for name, ok in checked.items() if not ok) if checked else None
+
+
 def all_fields_exact(assertions: Mapping[str, bool], fields: Iterable[str] = FIELDS) -> bool | None:
     """Every ground-truth field the extract step can produce read exactly (None: the document has none)."""
-    producible = set(fields)
-    checked = [ok for name, ok in assertions.items()
-               if name.startswith("field.") and name.removeprefix("field.") in producible]
-    return all(checked) if checked else None
+    missed = missed_fields(assertions, fields)
+    return None if missed is None else not missed
 
 
 def run_figures(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:

@@ -7,8 +7,10 @@ Sets (each scored on its documents with MRZ ground truth):
   passporteye_testdata      the 4 images with full ground truth; the other 34 carry only PassportEye's validity
                             score, so for them: how many come out with every MRZ check digit valid (secondary)
   midv2020_templates_sidtd  the 2 Azerbaijani passport templates with an MRZ (the Albanian ID fronts have none)
-  midv2020-rendered         MIDV-2020's real-format TD3 MRZ strings (aze_passport_mrz_vectors.json) printed by
-                            corpus/mrz_cards.py on the generator's passport pages, one set per capture preset
+  midv2020-rendered         MIDV-2020's real-format TD3 MRZ strings (aze_passport_mrz_vectors.json; 99 of the 100
+                            are TD3, one has a 43-character line) printed by corpus/mrz_cards.py on the generator's
+                            passport pages, one set per capture preset (clean, phone); the first 50 by default,
+                            all 99 with --rendered-limit 0
 Configurations (default): the pipeline spec's default; `channel:gray | tesseract:lstm-fast-mrz | <its classify>
 | mrz-only:v1`; and the spec's default with each OCR variant whose id contains mrz, band or ensemble in the
 catalog at run time (`--configs` chooses others: `default` or "preprocess | ocr | classify | extract").
@@ -19,7 +21,8 @@ exactly right after steps/normalize.py); MRZ check digits all valid; failures (a
 document, mean / median / p95 (a document waits for its whole batch, at the SLA's batch size, as the SLA counts
 it); and the best configuration per set (most MRZs exact, then most documents with every field exact, then the
 lower median). Then per configuration, over every real image (the rendered sets left out): median and p95
-against configs/pipeline.yaml's SLA.
+against configs/pipeline.yaml's SLA, and the CPU seconds per document with the share of a core the batches had
+(below 100%: the machine was shared, and the wall times include waiting for a core).
 
     make bench-real    (python bench/bench_real.py [--sets a,b] [--configs default,...] [--limit N] [--workers 2])
 
@@ -46,6 +49,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from analysis.real import missed_fields
 from corpus.loaders import load
 from corpus.mrz_cards import render_corpus
 from corpus.records import DocumentRef
@@ -107,14 +111,16 @@ def parse_configurations(text: str | None, catalog: Catalog, spec: PipelineSpec)
 
 
 def load_sets(names: Sequence[str], real_dev: Path, work: Path, distributions: Sequence[str],
-              limit: int | None) -> list[RealSet]:
-    """The documents of each named set (the first `limit` of each), the rendered one rendered first (kept
+              limit: int | None, rendered_limit: int | None) -> list[RealSet]:
+    """The documents of each named set (the first `limit` of each; of the rendered one, the first
+    `rendered_limit` vectors under each capture, at most `limit`), the rendered one rendered first (kept
     between runs: it is rebuilt only when its vectors, presets or renderer change)."""
     sets = []
     for name in names:
         if name == RENDERED:
-            out = work / (f"{RENDERED}-first{limit}" if limit else RENDERED)
-            manifest = render_corpus(real_dev / VECTORS, out, tuple(distributions), limit=limit)
+            first = min((n for n in (limit, rendered_limit) if n), default=None)
+            out = work / (f"{RENDERED}-first{first}" if first else RENDERED)
+            manifest = render_corpus(real_dev / VECTORS, out, tuple(distributions), limit=first)
             docs = load(out).documents
             for dist in distributions:
                 part = tuple(d for d in docs if d.distribution == dist)
@@ -166,12 +172,13 @@ def run(sets: Sequence[RealSet], configs: Sequence[Configuration], catalog: Cata
 
 def document_score(outcome: DocumentOutcome, fields: Iterable[str] = FIELDS) -> dict[str, Any]:
     """One document: MRZ exact (all lines) and per line, every producible ground-truth field exact, MRZ check
-    digits valid, seconds. Exactness is steps/scoring.py's (`mrz_lines`, `field.<name>`)."""
+    digits valid, seconds. Exactness is steps/scoring.py's (`mrz_lines`, `field.<name>`), the fields counted
+    the sweep report's (analysis/real.py)."""
     truth, ext = outcome.truth, outcome.extraction
     failed = outcome.failure is not None
     read = tuple(ext.mrz_lines) if ext is not None and not failed else ()
-    producible = set(fields)
     row: dict[str, Any] = {"doc_id": outcome.doc_id, "seconds": outcome.end_to_end_ms / 1000.0,
+                           "cpu_seconds": outcome.cpu_ms / 1000.0,
                            "failure": outcome.failure.to_json() if failed else None,
                            "mrz_valid": bool(ext is not None and not failed and ext.mrz_valid),
                            "mrz_read": list(read), "has_mrz_truth": bool(truth and truth.mrz_lines)}
@@ -181,11 +188,9 @@ def document_score(outcome: DocumentOutcome, fields: Iterable[str] = FIELDS) -> 
     if truth.mrz_lines:
         row["mrz_exact"] = assertions["mrz_lines"]
         row["lines_exact"] = [k < len(read) and read[k] == line for k, line in enumerate(truth.mrz_lines)]
-    checked = {name: ok for name, ok in assertions.items()
-               if name.startswith("field.") and name.removeprefix("field.") in producible}
-    if checked:
-        row["fields_exact"] = all(checked.values())
-        row["fields_missed"] = sorted(name.removeprefix("field.") for name, ok in checked.items() if not ok)
+    missed = missed_fields(assertions, fields)
+    if missed is not None:
+        row["fields_exact"], row["fields_missed"] = not missed, missed
     return row
 
 
@@ -213,6 +218,7 @@ def set_score(outcomes: Sequence[DocumentOutcome], sla_s: float, fields: Iterabl
         flags = [r["lines_exact"][k] for r in scored if len(r["lines_exact"]) > k]
         per_line.append({"line": k + 1, "exact": sum(flags), "of": len(flags)})
     seconds = seconds_summary([r["seconds"] for r in rows])
+    wall = sum(r["seconds"] for r in rows)
     out: dict[str, Any] = {
         "documents": len(rows), "scored": len(scored), "failures": sum(r["failure"] is not None for r in rows),
         "mrz_exact": sum(r["mrz_exact"] for r in scored),
@@ -223,7 +229,8 @@ def set_score(outcomes: Sequence[DocumentOutcome], sla_s: float, fields: Iterabl
         "fields_missed": dict(Counter(name for r in with_fields for name in r["fields_missed"]).most_common()),
         "mrz_valid": sum(r["mrz_valid"] for r in scored),
         "mrz_valid_share": _share(sum(r["mrz_valid"] for r in scored), len(scored)),
-        "seconds": seconds,
+        "seconds": seconds, "cpu_seconds": seconds_summary([r["cpu_seconds"] for r in rows]),
+        "core_share": sum(r["cpu_seconds"] for r in rows) / wall if wall else None,
         "within_sla": {key: seconds[key] is not None and seconds[key] <= sla_s for key in ("median", "p95")},
         "per_document": rows,
     }
@@ -296,7 +303,9 @@ def print_report(report: dict[str, Any], write: Callable[[str], None] = print) -
         if t and t["median"] is not None:
             write(f"  {c['label']:<{width}}  {t['documents']:>3} documents  median {t['median']:5.2f} s "
                   f"({'within' if t['median'] <= sla_s else 'OUTSIDE'})  p95 {t['p95']:5.2f} s "
-                  f"({'within' if t['p95'] <= sla_s else 'OUTSIDE'})")
+                  f"({'within' if t['p95'] <= sla_s else 'OUTSIDE'});  CPU per document median "
+                  f"{t['cpu']['median']:5.2f} s, p95 {t['cpu']['p95']:5.2f} s (the batches had "
+                  f"{t['core_share']:.0%} of a core)")
 
 
 def git_commit() -> str:
@@ -318,7 +327,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [n for n in names if n not in SETS]
     if unknown:
         raise SystemExit(f"unknown set(s) {', '.join(unknown)}; sets: {', '.join(SETS)}")
-    sets = load_sets(names, args.real_dev, args.work, tuple(args.rendered_distributions.split(",")), args.limit)
+    sets = load_sets(names, args.real_dev, args.work, tuple(args.rendered_distributions.split(",")), args.limit,
+                     args.rendered_limit)
     ensure_trained(catalog, [c.classify for c in configs], spec=spec)
     batch_size = args.batch_size or spec.sla.batch_size
     outcomes = run(sets, configs, catalog, batch_size, args.workers, progress=not args.no_progress)
@@ -330,10 +340,13 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             score = set_score(outcomes[(real.name, config.id)], sla_s, meta=meta)
             results.append({"set": real.name, "configuration": config.id, "label": config.label, **score})
     real_images = {}
+    real = {s.name: s.real_images for s in sets}
     for config in configs:
-        values = [row["seconds"] for r in results if r["configuration"] == config.id
-                  and next(s for s in sets if s.name == r["set"]).real_images for row in r["per_document"]]
-        real_images[config.id] = {"documents": len(values), **seconds_summary(values)}
+        rows = [row for r in results if r["configuration"] == config.id and real[r["set"]] for row in r["per_document"]]
+        wall = sum(row["seconds"] for row in rows)
+        real_images[config.id] = {"documents": len(rows), **seconds_summary([row["seconds"] for row in rows]),
+                                  "cpu": seconds_summary([row["cpu_seconds"] for row in rows]),
+                                  "core_share": sum(row["cpu_seconds"] for row in rows) / wall if wall else None}
     return {
         "generated": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": git_commit(),
         "real_dev": str(args.real_dev), "batch_size": batch_size, "workers": args.workers,
@@ -358,6 +371,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "(default: the spec's default, MRZ-only, and every OCR variant named *mrz*, *band*, "
                              "*ensemble*)")
     parser.add_argument("--limit", type=int, default=None, help="at most N documents per set")
+    parser.add_argument("--rendered-limit", type=int, default=50,
+                        help="render the first N of the 99 TD3 vectors under each capture (0: all; default 50 keeps "
+                             "the default run within 10 minutes on two cores)")
     parser.add_argument("--rendered-distributions", default="clean,phone",
                         help="capture presets of the rendered set (configs/distributions.yaml)")
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (default: the SLA's)")
