@@ -9,8 +9,7 @@ Sets (each scored on its documents with MRZ ground truth):
   midv2020_templates_sidtd  the 2 Azerbaijani passport templates with an MRZ (the Albanian ID fronts have none)
   midv2020-rendered         MIDV-2020's real-format TD3 MRZ strings (aze_passport_mrz_vectors.json; 99 of the 100
                             are TD3, one has a 43-character line) printed by corpus/mrz_cards.py on the generator's
-                            passport pages, one set per capture preset (clean, phone); the first 50 by default,
-                            all 99 with --rendered-limit 0
+                            passport pages, one set per capture preset (clean, phone)
 Configurations (default): the pipeline spec's default; `channel:gray | tesseract:lstm-fast-mrz | <its classify>
 | mrz-only:v1`; and the spec's default with each OCR variant whose id contains mrz, band or ensemble in the
 catalog at run time (`--configs` chooses others: `default` or "preprocess | ocr | classify | extract").
@@ -371,9 +370,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "(default: the spec's default, MRZ-only, and every OCR variant named *mrz*, *band*, "
                              "*ensemble*)")
     parser.add_argument("--limit", type=int, default=None, help="at most N documents per set")
-    parser.add_argument("--rendered-limit", type=int, default=50,
-                        help="render the first N of the 99 TD3 vectors under each capture (0: all; default 50 keeps "
-                             "the default run within 10 minutes on two cores)")
+    parser.add_argument("--rendered-limit", type=int, default=0,
+                        help="render only the first N of the 99 TD3 vectors under each capture (default 0: all)")
     parser.add_argument("--rendered-distributions", default="clean,phone",
                         help="capture presets of the rendered set (configs/distributions.yaml)")
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (default: the SLA's)")
