@@ -113,7 +113,7 @@ def document_group(doc: DocumentRef) -> str:
 
 def describe_calibration(calibration: OpenSetCalibration) -> str:
     if not calibration.calibrated:
-        return "not calibrated (fewer than three issuers): closed set"
+        return "not calibrated (fewer than three issuers, or too few documents per class): closed set"
     per_issuer = ", ".join(f"{issuer} {rate:.0%}" for issuer, rate in calibration.rejected_per_issuer.items())
     return (f"threshold {calibration.threshold:.3f} (keeps {calibration.keep:.0%} of the known-issuer accuracy); "
             f"known issuers: accuracy {calibration.known_accuracy:.3f} -> {calibration.known_accuracy_open:.3f}, "

@@ -94,7 +94,9 @@ class OpenSetCalibration:
 
     @property
     def calibrated(self) -> bool:
-        return self.known_documents > 0 and self.unknown_documents > 0
+        """Whether there was anything to calibrate on: documents of issuers left out, and known-issuer documents
+        classified right out of fold (not so when each class has one document: its fold never trains on it)."""
+        return self.unknown_documents > 0 and self.known_accuracy > 0
 
     def to_json(self) -> dict[str, Any]:
         return {"calibrated": self.calibrated, **dataclasses.asdict(self)}
