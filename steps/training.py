@@ -17,7 +17,7 @@ import dataclasses
 import json
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, train_test_split
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
@@ -130,8 +130,7 @@ def calibrate(family: str, level: str, texts: Sequence[str], labels: Sequence[st
     known_conf, known_right = np.zeros(len(x)), np.zeros(len(x), dtype=bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # few members per class in small corpora: still usable
-        splits = StratifiedGroupKFold(min(folds, len(set(group))), shuffle=True, random_state=seed).split(x, y, group)
-        for train, test in splits:
+        for train, test in group_folds(y, group, folds, seed):
             model = build(family, seed).fit(list(x[train]), list(y[train]))
             probs = probabilities(model, family, x[test])
             known_conf[test] = confidence(level, model.classes_, probs)
@@ -205,6 +204,18 @@ def fit(family: str, level: str, texts: Sequence[str], labels: Sequence[str], se
     return TrainedClassifier(family, level, [str(c) for c in pipeline.classes_], onnx, pipeline, metrics, {}, open_set)
 
 
+def group_folds(labels: Sequence[str], groups: Sequence[str], folds: int,
+                seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs with every group on one side: `folds` folds, or fewer when there are fewer groups;
+    stratified by label when the largest class has a member for every fold (scikit-learn refuses it otherwise: a
+    small corpus with many classes), else by group alone."""
+    labels, groups = list(labels), list(groups)
+    n = max(2, min(folds, len(set(groups))))
+    if max(Counter(labels).values()) >= n:
+        return StratifiedGroupKFold(n, shuffle=True, random_state=seed).split(labels, labels, groups)
+    return GroupKFold(n).split(labels, labels, groups)
+
+
 def _holdout_split(texts: Sequence[str], labels: Sequence[str], groups: Sequence[str] | None, holdout: float,
                    seed: int) -> tuple[list[str], list[str], list[str], list[str]]:
     """Train and test texts and labels: stratified by label where every class can be; by group when given."""
@@ -212,8 +223,7 @@ def _holdout_split(texts: Sequence[str], labels: Sequence[str], groups: Sequence
     if groups is not None and len(set(groups)) >= 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            folds = StratifiedGroupKFold(min(round(1 / holdout), len(set(groups))), shuffle=True, random_state=seed)
-            train, test = next(folds.split(list(texts), list(labels), list(groups)))
+            train, test = next(group_folds(labels, groups, round(1 / holdout), seed))
         return ([texts[i] for i in train], [texts[i] for i in test], [labels[i] for i in train],
                 [labels[i] for i in test])
     can_stratify = min(counts.values()) >= 2 and int(len(texts) * holdout) >= len(counts)

@@ -125,35 +125,37 @@ def test_every_variant_is_registered_once_with_its_artifacts_in_s3(registered, s
     catalog = registered["catalog"]
     first = registered["first"]
     expected_models = {f"cardflow.{v.step}.{v.model}" for v in catalog}
-    assert len(first) == len(catalog) == 33
+    assert len(first) == len(catalog) == 36
     assert {r.name for r in first} == expected_models and len(expected_models) == 16
-    # The entry point registered two variants; the full pass found them and registered the other 31.
+    # The entry point registered two variants; the full pass found them and registered the other 34.
     assert "2 new versions" in registered["entry"].stdout
     assert {r.variant_id for r in first if not r.new} == {"extract/mrz-first:v1", "classify/keywords:l2"}
-    assert sum(r.new for r in first) == 31
+    assert sum(r.new for r in first) == 34
     client = _client(server)
     versions = [mv for name in expected_models for mv in client.search_model_versions(f"name = '{name}'")]
-    assert len(versions) == 33 and {mv.status for mv in versions} == {"READY"}
+    assert len(versions) == 36 and {mv.status for mv in versions} == {"READY"}
     tesseract = {mv.tags["cardflow.version_name"]: mv.version
                  for mv in client.search_model_versions("name = 'cardflow.ocr.tesseract'")}
-    assert set(tesseract) == {"lstm-fast", "lstm-standard", "legacy", "lstm-fast-mrz"}
+    assert set(tesseract) == {"lstm-fast", "lstm-standard", "legacy", "lstm-fast-mrz", "band-fast", "band-legacy",
+                              "band-ensemble"}
     # The artifacts are in the S3 bucket (the server proxies them; this process has no S3 keys).
     assert not any(key in os.environ for key in S3_KEYS)
     keys = [obj["Key"] for page in s3.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for obj in page.get("Contents", [])]
-    assert sum(key.endswith("/MLmodel") for key in keys) == 33
+    assert sum(key.endswith("/MLmodel") for key in keys) == 36
     standard = [k for k in keys if k.endswith("tessdata/standard/eng.traineddata")]
-    assert len(standard) == 3  # lstm-standard, legacy and lstm-fast-mrz each carry their own copy
+    # lstm-standard, legacy, lstm-fast-mrz, band-legacy and band-ensemble (legacy engine) each carry their own copy
+    assert len(standard) == 5
 
 
 def test_a_second_register_registers_nothing(registered, server) -> None:
     second = registered["second"]
-    assert len(second) == 33 and not any(r.new for r in second)
+    assert len(second) == 36 and not any(r.new for r in second)
     by_id = {r.variant_id: r.version for r in registered["first"]}
     assert {r.variant_id: r.version for r in second} == by_id
     client = _client(server)
     assert sum(len(client.search_model_versions(f"name = '{m.name}'"))
-               for m in client.search_registered_models()) == 33
+               for m in client.search_registered_models()) == 36
 
 
 def test_a_sweep_after_registration_is_linked_by_the_next_register(registered, server, small_corpus) -> None:
@@ -244,7 +246,7 @@ def test_cli_list_shows_models_versions_aliases_and_metrics(registered, server) 
                          capture_output=True, text=True, env=os.environ, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("| cardflow.")]
-    assert len(lines) == 33
+    assert len(lines) == 36
     ocr_line = next(ln for ln in lines if registered["default"]["ocr"] in ln)
     accuracy = registered["eval_run"].data.metrics["accuracy"]
     assert f"{accuracy:.1%}" in ocr_line
