@@ -279,3 +279,50 @@ def test_a_page_without_text_gives_an_empty_extraction(variant) -> None:
             [result] = variant.run([ExtractInput(ocr, Classification("doc", l1, l2=l2))])
             assert not isinstance(result, StepFailure), result.reason
             assert result.fields == {} and result.mrz_lines == () and result.mrz_checks == {}
+
+
+# ── what the MRZ-band ensemble really read on mrz_more, with the confidences it gave ──────────────────
+
+
+def _printed(file: str) -> tuple[str, ...]:
+    return tuple(next(item for item in _mrz_more() if item["file"] == f"images/{file}")["mrz_lines"])
+
+
+@pytest.mark.parametrize("model", ["mrz-only", "mrz-first"])
+def test_a_zone_without_primary_identifier_keeps_its_names_in_place(model: str) -> None:
+    # The edited Indian specimen: 'P<DOE<<JOCELYN<MICHELLE': the names field starts with the separator. Read
+    # with the J unsure (87), it came back 'COCELYN' when the tidy-up moved the names two places left.
+    lines = _printed("ind_passport_edited.jpg")
+    assert lines[0][5:7] == "<<"
+    result = extract(VARIANTS[model], from_band(lines, unsure={(0, 7): 87.0}), "passport")
+    assert result.mrz_lines == lines
+    assert result.fields["given_names"] == "JOCELYN MICHELLE"
+
+
+def test_a_digit_in_a_transliterated_name_is_kept_where_no_letter_looks_like_it() -> None:
+    # Russia's internal passport writes Ч as 3: 'ALEKSANDROVI3'; the ensemble read the 3 at 85, the I at 41.
+    lines = _printed("rus_internal_passport.jpg")
+    at = lines[0].index("I3<")
+    result = extract(MRZ_ONLY, from_band(lines, unsure={(0, at): 41.0, (0, at + 1): 85.0}), "passport")
+    assert result.mrz_lines == lines
+    misread = (lines[0][:at + 1] + "8" + lines[0][at + 2:], lines[1])  # an 8 in a name: a misread B
+    assert extract(MRZ_ONLY, from_band(misread, unsure={(0, at + 1): 60.0}), "passport").mrz_lines[0][at + 1] == "B"
+
+
+def test_a_misprinted_check_digit_is_not_corrected_against_the_composite() -> None:
+    # The Spanish DNI specimen's birth date 800101 fails its check digit as printed, the composite passes; the
+    # leading 8 read at 89 (unsure) used to become the 6 that passes the birth-date check, breaking the
+    # composite, and the optional data '<44282767Q0' (one filler, then data) was blanked.
+    lines = _printed("esp_dni_muestra.jpg")
+    assert not parse(lines).checks["birth_date"] and parse(lines).checks["final"]
+    result = extract(MRZ_ONLY, from_band(lines, unsure={(1, 0): 89.0, (1, 4): 66.0, (1, 6): 66.0}), "id_card")
+    assert result.mrz_lines == lines
+    assert result.mrz_checks["final"] is True and result.mrz_checks["birth_date"] is False
+    assert result.fields["date_of_birth"] == "1980-01-01" and result.fields["personal_number"] == "44282767Q0"
+
+
+def test_a_speck_read_past_the_end_of_a_line_is_dropped() -> None:
+    # The French card read 'IDFRADAMBARD<…<075025I': 37 characters; the extra I goes, not a filler before 075025.
+    lines = _printed("fra_cni_dambard_edited.jpg")
+    result = extract(MRZ_ONLY, from_band((lines[0] + "I", lines[1])), "id_card")
+    assert result.mrz_lines == lines

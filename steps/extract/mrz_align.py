@@ -124,7 +124,11 @@ def _fit(char: str, klass: str, noise: bool) -> tuple[float, str]:
     if char in allowed:
         return 0.0, char
     confusion = _CLASS_CONFUSIONS.get(klass, {}).get(char)
-    return (0.35, confusion) if confusion else (1.0, FILLER)
+    if confusion:
+        return 0.35, confusion
+    if klass == "A" and char.isdigit():  # no letter looks like it: printed so (Russia writes Ч as 3), kept
+        return 1.0, char
+    return 1.0, FILLER
 
 
 def _missing(klass: str) -> str:
@@ -164,12 +168,16 @@ def align_sources(text: str, template: Sequence[str], noisy: bool = False) -> tu
     missing).
 
     Substitutions undo OCR confusions by position class; extra characters are dropped and missing ones
-    filled with '<' (or the one character the position allows), cheaper inside filler runs and after a line's trailing fillers, so that length errors
-    are absorbed where the fillers are rather than inside names and numbers.
+    filled with '<' (or the one character the position allows), cheaper inside filler runs and after a line's
+    trailing fillers, and (in a line too long) at its ends, so that length errors are absorbed where the
+    fillers and the edges are rather than inside names and numbers. A digit where a name letter belongs that
+    no letter is confused with stays a digit.
     """
     n, m = len(text), len(template)
     noise = noise_flags(text, noisy)
     delete = _delete_costs(text, noise)
+    if n > m:  # a line too long: a character at either end (a border, a speck read as 'I') is cheap to drop
+        delete[0], delete[-1] = min(delete[0], 0.6), min(delete[-1], 0.6)
     runs = _filler_runs(text)
     inf = float("inf")
     cost = [[inf] * (m + 1) for _ in range(n + 1)]

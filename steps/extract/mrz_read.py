@@ -30,7 +30,7 @@ from steps.extract.mrz_find import (
     mrz_candidates,
     mrz_formats,
 )
-from steps.extract.mrz_repair import REPAIRS, mrz_checks
+from steps.extract.mrz_repair import REPAIRS, keep_composite, mrz_checks
 from steps.extract.mrz_trust import settle
 from steps.extract.viz import classified_issuer, infer_l1, unknown_layout, viz_fields
 from steps.normalize import mrz_date
@@ -94,7 +94,7 @@ def _reading(kind: str, fits: list[LineFit | None], params: MrzParams, known: Co
     unsure = [[f.per_character and c < params.sure for c in f.confidence] if f else [False] * width
               for f in fits]
     if params.repair:
-        raw = REPAIRS[kind](raw, reads, unsure)
+        raw = keep_composite(kind, raw, REPAIRS[kind](raw, reads, unsure))
     raw = settle(kind, raw, reads, sure, known)
     lines = tuple(line if f else None for line, f in zip(raw, fits, strict=True))
     name_index = 2 if kind == "TD1" else 0

@@ -164,12 +164,14 @@ def _repair_final(lines: list[str], reads: list[str], kind: str, unsure: Sequenc
 
 
 def _fix_optional(value: str, passes: Callable[[str], bool]) -> str:
-    """An optional-data field whose check fails: fillers only after its first filler; look-alike letters just
+    """An optional-data field whose check fails: fillers only after its first filler (a single leading filler
+    before data is the issuer's: Spain's '<44282767Q0'); look-alike letters just
     before that filler may be misread fillers too (dropped only if the check digit then passes). A field that
     passes as read stays (real documents have fillers inside their optional data: 'USA' 500101920<0918)."""
     if passes(value):
         return value
-    first = value.find(FILLER)
+    lead = 1 if value[:1] == FILLER and value[1:2] != FILLER else 0  # one filler, then data: '<44282767Q0'
+    first = value.find(FILLER, lead)
     cleaned = value if first < 0 else value[:first] + FILLER * (len(value) - first)
     if passes(cleaned):
         return cleaned
@@ -183,9 +185,13 @@ def _fix_optional(value: str, passes: Callable[[str], bool]) -> str:
 
 def tidy_names(field_text: str) -> str:
     """A name field as ICAO writes it, SURNAME<<GIVEN<NAMES<<<…: a longer run of fillers between the names
-    is the separator; anything after the given names (past another run of fillers) is noise."""
-    parts = [p for p in re.split(f"{FILLER}{{2,}}", field_text.strip(FILLER)) if p]
-    return (FILLER * 2).join(parts[:2]).ljust(len(field_text), FILLER)[:len(field_text)]
+    is the separator; anything after the given names (past another run of fillers) is noise. A field that
+    starts with the separator has no primary identifier ('<<JOCELYN<MICHELLE'): it keeps it, names in place."""
+    body = field_text.rstrip(FILLER)
+    empty_surname = body.startswith(FILLER * 2)
+    parts = [p for p in re.split(f"{FILLER}{{2,}}", body.strip(FILLER)) if p]
+    names = (FILLER * 2).join(([""] if empty_surname else []) + parts[:1 if empty_surname else 2])
+    return names.ljust(len(field_text), FILLER)[:len(field_text)]
 
 
 def _td3_optional_ok(value: str, digit: str) -> bool:
@@ -246,3 +252,23 @@ def _repair_fra_cni(lines: list[str], reads: list[str], unsure: Unsure) -> list[
 REPAIRS: dict[str, Callable[[list[str], list[str], Unsure], list[str]]] = {
     "TD1": _repair_td1, "TD2": _repair_td2, "TD3": _repair_td3, "MRV-A": _repair_visa("MRV-A"),
     "MRV-B": _repair_visa("MRV-B"), "FRA-CNI": _repair_fra_cni}
+
+
+def keep_composite(kind: str, read: Sequence[str], repaired: Sequence[str]) -> list[str]:
+    """`repaired` with the repairs of checked fields undone, one field at a time, where the zone passed its
+    composite check as read and the repairs broke it: the composite covers those fields too, so a field that
+    fails its own check as read is misprinted (a specimen's check digit), not misread. An undo stays only when
+    the composite passes again."""
+    out = list(repaired)
+    if kind not in FINAL or not mrz_checks(kind, read)["final"] or mrz_checks(kind, out)["final"]:
+        return out
+    for spec in CHECKED[kind]:
+        span = slice(spec.start, spec.digit + 1)
+        if out[spec.line][span] == read[spec.line][span]:
+            continue
+        undone = [*out]
+        undone[spec.line] = _replace(out[spec.line], spec.start, read[spec.line][span])
+        if mrz_checks(kind, undone)["final"]:
+            return undone
+    return out
+
