@@ -107,8 +107,9 @@ def train_classifiers(ctx: Context, *, corpus: Path | None, preprocess: str | No
     return tabulate(rows, headers=["classifier", "holdout acc", "macro F1", "onnx = sklearn", "docs"], floatfmt=".3f")
 
 
-def predict_documents(ctx: Context, paths: Sequence[Path], out: Path, config: str | None, batch_size: int) -> str:
-    summary = predict(ctx.catalog, ctx.spec, paths, out, config=config, batch_size=batch_size)
+def predict_documents(ctx: Context, paths: Sequence[Path], out: Path, config: str | None, batch_size: int,
+                      threads: int | None = None) -> str:
+    summary = predict(ctx.catalog, ctx.spec, paths, out, config=config, batch_size=batch_size, threads=threads)
     line = f"{summary.documents} documents, {summary.failures} failed, predictions in {out}"
     if summary.evaluated:
         line += f"; accuracy {summary.passed}/{summary.evaluated} assertions = {summary.accuracy:.1%}"

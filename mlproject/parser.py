@@ -145,8 +145,11 @@ def _steps(sub) -> None:
     predict.add_argument("--out", type=Path, required=True, help="predictions.jsonl to write")
     predict.add_argument("--config", help='four variant ids or names, "preprocess | ocr | classify | extract"')
     predict.add_argument("--batch-size", type=POSITIVE, default=4, help="documents per batch (default 4)")
+    predict.add_argument("--threads", type=POSITIVE, default=None,
+                         help="threads a batch's documents are spread over, in the steps that can (default: the "
+                              "cores this process may use, at most the batch size)")
     predict.set_defaults(run=lambda a, ctx: _say(_module("commands").predict_documents(ctx, a.paths, a.out, a.config,
-                                                                              a.batch_size)))
+                                                                              a.batch_size, a.threads)))
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:

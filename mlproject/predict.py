@@ -8,6 +8,7 @@ latency; with ground truth, the assertions and whether each passed).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,12 +45,14 @@ def collect(paths: Sequence[Path]) -> list[DocumentRef]:
 
 
 def predict(catalog: Catalog, spec: PipelineSpec, paths: Sequence[Path], out: Path, config: str | None = None,
-            batch_size: int = 4, progress: bool = True) -> Summary:
-    """The configuration (default: the spec's) on every document; its classifier is trained on first use."""
+            batch_size: int = 4, progress: bool = True, threads: int | None = None) -> Summary:
+    """The configuration (default: the spec's) on every document; its classifier is trained on first use. A
+    batch's documents are spread over `threads` (default: the cores this process may use, at most the batch
+    size) in the steps that can (OCR engines release the GIL)."""
     configuration = catalog.parse(config) if config else spec.default
     docs = collect(paths)
     ensure_trained(catalog, [configuration.classify], spec=spec)
-    pipeline = Pipeline(configuration, catalog)
+    pipeline = Pipeline(configuration, catalog, threads or min(len(os.sched_getaffinity(0)), batch_size))
     summary = Summary()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")

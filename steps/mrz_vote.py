@@ -148,8 +148,8 @@ def vote(readings: Sequence[Sequence[LineReading]]) -> list[LineReading]:
             fitted = [fit_width(r.text if j == k else typical[j], width) for j in range(len(lines))]
             checks = sum(ok for line, ok in _passes(fitted, kind) if line == k)
             length = -abs(len(r.text) - width)
-            if not checked:  # a name line: no check digit to go by; the fused reading reads letters best
-                return (0, fused, length, _agreement(r, raw), conf)
+            if not checked:  # a name line: no check digit to go by; of the readings of its width, the fused
+                return (0, length, fused, _agreement(r, raw), conf)  # one reads letters best
             return (checks, _agreement(r, raw), length, fused, conf)
 
         best = max(per_line, key=score)

@@ -118,7 +118,19 @@ class TesseractOcr(Variant[ImageRecord, OcrResult, TesseractParams]):
             lines.append(line_of(current))
         return [ln for ln in lines if ln.text.strip()]
 
+    def _engines(self) -> list:
+        """This thread's Tesseract APIs."""
+        return [api for api in (self._api(), getattr(self._local, "mrz_api", None)) if api is not None]
+
+    def new_document(self) -> None:
+        """Forget what the legacy engine's adaptive classifier learned from the documents before: it learns
+        within a page (a help), and across pages would make a document's result depend on the documents its
+        thread read before it (on batching, thread count and order)."""
+        for api in self._engines():
+            api.ClearAdaptiveClassifier()
+
     def process(self, item: ImageRecord) -> OcrResult:
+        self.new_document()
         api = self._api()
         api.SetImage(_pil(item.image))
         api.Recognize()

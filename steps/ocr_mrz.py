@@ -97,6 +97,9 @@ class TesseractBand(TesseractOcr):
             readers[engine] = api
         self._local.readers = readers
 
+    def _engines(self) -> list:
+        return [*super()._engines(), *self._readers().values()]
+
     def _readers(self) -> dict:
         if getattr(self._local, "readers", None) is None:
             self._thread_setup()

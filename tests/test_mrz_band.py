@@ -111,6 +111,16 @@ def test_a_name_line_has_no_check_digit_so_the_fused_reading_wins() -> None:
     assert vote([names, data])[0].text == "P<CANAMAN<<RITA<TANIA<<<<<<<<<<<<<<<<<<<<<<<"
 
 
+def test_a_name_line_read_at_its_width_beats_a_fusion_with_a_legacy_reading_that_is_not() -> None:
+    # The 2006 US exemplar: LSTM read the names line exactly; the legacy engine read 56 characters of junk,
+    # and their fusion (the legacy backbone with LSTM letters) was taken for being fused.
+    names = [_reading("P<USATRAVELER<<HAPPY<<<<<<<<<<<<<<<<<<<<<<<<", "gray/lstm-fast", 90.0),
+             _reading("KMFZKATRXVEVLER<<HNA<PVP7Y<71<V27<<2<<<<<<<<<<<<<2<<25<M", "gray/legacy", 60.0)]
+    assert fuse(names[1], names[0]) is not None
+    data = [_reading("3400072370USA6707046F1608078910000193<113538")]
+    assert vote([names, data])[0].text == "P<USATRAVELER<<HAPPY<<<<<<<<<<<<<<<<<<<<<<<<"
+
+
 def test_readers_that_disagree_lower_the_confidence_of_the_characters_they_disagree_on() -> None:
     a = _reading(TD3[1], "gray/lstm-fast", 90.0)
     b = _reading(TD3[1], "otsu/lstm-fast", 90.0)
@@ -172,3 +182,21 @@ def test_a_page_with_nothing_readable_is_an_empty_result_not_a_failure(variant_i
 def test_a_band_knows_its_box() -> None:
     band = Band(100.0, 50.0, 80.0, 10.0, 0.0)
     assert band.box() == (60, 45, 140, 55)
+
+
+def test_a_documents_reading_does_not_depend_on_the_documents_read_before_it() -> None:
+    # The legacy engine's adaptive classifier learns from every page; without a fresh start per document the
+    # Spanish DNI read after two other documents came out otherwise than read alone (so results depended on
+    # batching, threads and order: `cardflow predict --threads 2` read 19 of 25 exactly, --threads 1 read 20).
+    from corpus.loaders import load
+    from steps.runner import decode
+    from tests.conftest import REAL_DEV
+
+    docs = load(REAL_DEV / "mrz_more").documents
+    esp = next(d for d in docs if "esp_dni" in d.doc_id)
+    results = []
+    for seq in ([esp], [*docs[:2], esp]):
+        variant = default_catalog().get("ocr/tesseract:band-ensemble")
+        variant.load()
+        results.append([variant.run([decode(doc)])[0] for doc in seq][-1])
+    assert results[0].mrz and results[0] == results[1]

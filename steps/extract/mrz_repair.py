@@ -255,20 +255,20 @@ REPAIRS: dict[str, Callable[[list[str], list[str], Unsure], list[str]]] = {
 
 
 def keep_composite(kind: str, read: Sequence[str], repaired: Sequence[str]) -> list[str]:
-    """`repaired` with the repairs of checked fields undone, one field at a time, where the zone passed its
-    composite check as read and the repairs broke it: the composite covers those fields too, so a field that
-    fails its own check as read is misprinted (a specimen's check digit), not misread. An undo stays only when
-    the composite passes again."""
+    """`repaired` with the repairs of checked fields undone where the zone passed its composite check as read
+    and the repairs broke it: the composite covers those fields too, so a field that fails its own check as
+    read is misprinted (a specimen's check digit), not misread. The fewest fields are undone that make the
+    composite pass again; none when no undo does."""
     out = list(repaired)
     if kind not in FINAL or not mrz_checks(kind, read)["final"] or mrz_checks(kind, out)["final"]:
         return out
-    for spec in CHECKED[kind]:
-        span = slice(spec.start, spec.digit + 1)
-        if out[spec.line][span] == read[spec.line][span]:
-            continue
-        undone = [*out]
-        undone[spec.line] = _replace(out[spec.line], spec.start, read[spec.line][span])
-        if mrz_checks(kind, undone)["final"]:
-            return undone
+    changed = [spec for spec in CHECKED[kind]
+               if out[spec.line][spec.start:spec.digit + 1] != read[spec.line][spec.start:spec.digit + 1]]
+    for size in range(1, len(changed) + 1):
+        for specs in itertools.combinations(changed, size):
+            undone = [*out]
+            for spec in specs:
+                undone[spec.line] = _replace(undone[spec.line], spec.start, read[spec.line][spec.start:spec.digit + 1])
+            if mrz_checks(kind, undone)["final"]:
+                return undone
     return out
-
