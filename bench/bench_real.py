@@ -11,7 +11,8 @@ Sets (each scored on its documents with MRZ ground truth):
                             are TD3, one has a 43-character line) printed by corpus/mrz_cards.py on the generator's
                             passport pages, one set per capture preset (clean, phone)
 Configurations (default): the pipeline spec's default; `channel:gray | tesseract:lstm-fast-mrz | <its classify>
-| mrz-only:v1`; and the spec's default with each OCR variant whose id contains mrz, band or ensemble in the
+| mrz-only:v1`; the default before the band readers, `otsu:gray | tesseract:lstm-fast-mrz | <its classify> |
+mrz-first:v1`; and the spec's default with each OCR variant whose id contains mrz, band or ensemble in the
 catalog at run time (`--configs` chooses others: `default` or "preprocess | ocr | classify | extract").
 
 Per set × configuration: documents; MRZ exact (every line read exactly: steps/scoring.py's `mrz_lines`); exact
@@ -68,6 +69,7 @@ SETS = ("mrz_more", "passporteye_testdata", "midv2020_templates_sidtd", RENDERED
 VECTORS = "midv2020_templates_sidtd/aze_passport_mrz_vectors.json"
 OCR_WORDS = ("mrz", "band", "ensemble")  # an OCR variant whose name holds one of these is benchmarked
 MRZ_ONLY = ("preprocess/channel:gray", "ocr/tesseract:lstm-fast-mrz", None, "extract/mrz-only:v1")
+BEFORE = ("preprocess/otsu:gray", "ocr/tesseract:lstm-fast-mrz", None, "extract/mrz-first:v1")  # issue 11's "today"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ def default_configurations(catalog: Catalog, spec: PipelineSpec) -> dict[str, st
     mrz_only = Configuration(preprocess, ocr, base.classify, extract)
     if all(vid in catalog.ids() for vid in mrz_only.ids()):
         chosen.setdefault(mrz_only.id, "MRZ only")
+    before = Configuration(BEFORE[0], BEFORE[1], base.classify, BEFORE[3])
+    if all(vid in catalog.ids() for vid in before.ids()):
+        chosen.setdefault(before.id, "the default before the MRZ band readers")
     for vid in catalog.ids("ocr"):
         if any(word in vid.split("/", 1)[1] for word in OCR_WORDS):
             chosen.setdefault(dataclasses.replace(base, ocr=vid).id, f"the default with {vid}")

@@ -91,8 +91,9 @@ _LOOKALIKES = frozenset("KLCES6")  # what readers make of an OCR-B filler '<'
 def fuse(backbone: LineReading, other: LineReading) -> LineReading | None:
     """A legacy-engine reading (`backbone`: filler runs right) and an LSTM reading of the same line (`other`:
     letters and digits right) merged: where they are aligned character for character (difflib), a filler
-    beats a look-alike letter, and otherwise the LSTM's character wins; the backbone's everywhere else. None
-    when they barely agree (a different line)."""
+    beats a look-alike letter, and otherwise the LSTM's character wins; the backbone's everywhere else (so
+    'ANNA<MARIA' and 'ANNAKMARIA' fuse to the first). None when they read the same or barely agree (a
+    different line)."""
     matcher = difflib.SequenceMatcher(None, backbone.text, other.text, autojunk=False)
     if matcher.ratio() < 0.6:
         return None
@@ -107,7 +108,9 @@ def fuse(backbone: LineReading, other: LineReading) -> LineReading | None:
                 continue
             chars[i], confs[i] = theirs, min(confs[i], other.confidences[j])
             changed = True
-    return LineReading("".join(chars), tuple(confs), f"{backbone.reader}+{other.reader}") if changed else None
+    if not changed and backbone.text == other.text:
+        return None
+    return LineReading("".join(chars), tuple(confs), f"{backbone.reader}+{other.reader}")
 
 
 def _with_fused(per_line: Sequence[LineReading]) -> list[LineReading]:

@@ -132,10 +132,11 @@ def test_a_bad_pipeline_spec_is_refused_at_load_naming_the_file_and_key(catalog:
 
 def test_the_real_pipeline_spec_loads_typed_and_resolved(catalog: Catalog) -> None:
     spec = load_spec(catalog)
-    assert spec.version == 1 and spec.default.ocr == "ocr/tesseract:lstm-fast-mrz"
+    assert spec.version == 1 and spec.default.ocr == "ocr/tesseract:band-ensemble"
     assert spec.sla.batch_size == 4 and spec.sla.end_to_end_ms == 3000.0 and isinstance(spec.sla.end_to_end_ms, float)
     assert spec.sla.steps_ms == {"preprocess": 250.0, "ocr": 2500.0, "classify": 50.0, "extract": 400.0}
-    assert spec.grid["ocr"] == ("ocr/tesseract:lstm-fast", "ocr/tesseract:lstm-fast-mrz", "ocr/tesseract:lstm-standard")
+    assert spec.grid["ocr"] == ("ocr/tesseract:lstm-fast", "ocr/tesseract:lstm-fast-mrz", "ocr/tesseract:lstm-standard",
+                                "ocr/tesseract:band-ensemble")
     assert spec.distributions == ("clean", "scan", "phone", "lowlight")
     assert spec.training.families == ("tfidf-logreg", "tfidf-nb", "tfidf-svm") and spec.training.n == 40
     profile = spec.profile

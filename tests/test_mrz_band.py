@@ -121,6 +121,15 @@ def test_a_name_line_read_at_its_width_beats_a_fusion_with_a_legacy_reading_that
     assert vote([names, data])[0].text == "P<USATRAVELER<<HAPPY<<<<<<<<<<<<<<<<<<<<<<<<"
 
 
+def test_a_filler_the_legacy_engine_read_beats_the_look_alike_letter_lstm_read_there() -> None:
+    # PassportEye's TD2 render: LSTM read 'ANNAKMARIA', legacy 'ANNA<MARIA', nothing else differs.
+    legacy = _reading("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "gray/legacy", 80.0)
+    lstm = _reading("I<UTOERIKSSON<<ANNAKMARIA<<<<<<<<<<<", "gray/lstm-fast", 95.0)
+    data = [_reading("D231458907UTO7408122F1204159<<<<<<<6")]
+    assert vote([[lstm, legacy], data])[0].text == "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<"
+    assert fuse(legacy, _reading(legacy.text)) is None  # the same reading: nothing to fuse
+
+
 def test_readers_that_disagree_lower_the_confidence_of_the_characters_they_disagree_on() -> None:
     a = _reading(TD3[1], "gray/lstm-fast", 90.0)
     b = _reading(TD3[1], "otsu/lstm-fast", 90.0)
