@@ -20,8 +20,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-
-from mlflow.tracking.context.registry import resolve_tags
+from typing import TYPE_CHECKING
 
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
@@ -33,8 +32,9 @@ from steps.errors import StepError
 from steps.modelstore import ModelStore
 from steps.records import StepFailure
 from steps.spec import PipelineSpec, load_spec
-from steps.training import OpenSetCalibration, fit
-from tracking.edge import client_for, environment_params, experiment_id, log_files, tracking_uri
+
+if TYPE_CHECKING:
+    from steps.training import OpenSetCalibration
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "cardflow-train"
@@ -46,6 +46,12 @@ def train(catalog: Catalog, store: ModelStore, *, corpus: Path | None = None,
           attach: bool = True) -> dict[str, dict[str, float]]:
     """Train and ship the classifiers; returns {"<family>-<level>": metrics}. Under `mlflow run` (and `attach`)
     the entry point's run records it; otherwise a run of its own in `cardflow-train`."""
+    # MLflow and scikit-learn load here, not at import: `cardflow predict` with trained models needs neither.
+    from mlflow.tracking.context.registry import resolve_tags
+
+    from steps.training import fit
+    from tracking.edge import client_for, environment_params, experiment_id, log_files
+
     spec = spec or load_spec(catalog)
     preprocess_id = catalog.resolve("preprocess", preprocess or spec.training.preprocess)
     ocr_id = catalog.resolve("ocr", ocr or spec.training.ocr)
@@ -161,6 +167,8 @@ def ensure_trained(catalog: Catalog, variant_ids: Iterable[str], *, workers: int
             if not missing:
                 log.info("classifiers: trained meanwhile by another process")
                 return False
+            from tracking.edge import tracking_uri
+
             log.warning("classifiers %s are not trained yet: training every classifier now, once (OCR of the "
                         "training corpus, then 3 families × 2 levels; about 40 s on two cores), into %s; runs "
                         "are recorded in %s experiment %s", ", ".join(v.id for v in missing), store.root,
