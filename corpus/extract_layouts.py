@@ -29,7 +29,7 @@ from corpus.issuers import DL_NUMBERS, DOC_LETTERS, ISSUERS, Issuer
 from corpus.layout import LAYOUTS, DocumentLayout, cap_band, mrz_ink_x
 from corpus.records import L1_CLASSES
 
-SCHEMA = 1
+SCHEMA = 2
 # Title words that do not name a document type ('CARTA DI IDENTITÀ': CARTA); the keyword classifier counts
 # the others.
 _GENERIC_TITLE_WORDS = frozenset({"CARD", "CARTA", "DOCUMENTO", "PERMISO"})
@@ -71,6 +71,7 @@ def _issuer(issuer: Issuer) -> dict[str, Any]:
         "title_keywords": {l1: _title_keywords(title) for l1, title in issuer.titles.items()},
         "labels": [[name, label] for name, label in issuer.labels.items()],
         "doc_number": issuer.doc_number,
+        "id_number": issuer.number_pattern("id_card"),
         "dl_number": issuer.dl_number,
         "personal_number": issuer.personal_number,
         "extra_fields": {l1: list(fields) for l1, fields in issuer.extra_fields.items()},

@@ -147,20 +147,26 @@ def draw_identity(issuer: Issuer, l1: str, rng: np.random.Generator) -> Identity
     first = fake.first_name_female if sex == "F" else fake.first_name_male
     given = first()
     if rng.random() < 0.35:
-        second = first()
-        if second != given:
-            given = f"{given} {second}"
+        for _ in range(2 if rng.random() < 0.3 else 1):  # some people have three given names
+            more = first()
+            if more not in given.split():
+                given = f"{given} {more}"
+    surname = fake.last_name()
+    if issuer.double_surname or rng.random() < 0.12:  # 'GARCIA LOPEZ', 'MÜLLER-SCHMIDT'
+        second_surname = fake.last_name()
+        if second_surname != surname:
+            surname = f"{surname} {second_surname}" if issuer.double_surname else f"{surname}-{second_surname}"
     birth = _random_date(rng, date(1950, 1, 1), date(2006, 12, 31))
     issue = _random_date(rng, date(2016, 1, 1), date(2025, 12, 31))
     years = {"passport": 10, "id_card": 10, "driving_licence": 15}[l1]
     expiry = expiry_after(issue, years)
-    number = _pattern(issuer.dl_number, rng) if l1 == "driving_licence" else _pattern(issuer.doc_number, rng)
+    number = _pattern(issuer.number_pattern(l1), rng)
     n_categories = int(rng.integers(1, 5))
     picks = sorted(rng.choice(len(CATEGORIES), size=n_categories, replace=False))
     return Identity(
         issuer=issuer,
         l1=l1,
-        surname=fake.last_name().upper(),
+        surname=surname.upper(),
         given_names=given.upper(),
         sex=sex,
         birth=birth,

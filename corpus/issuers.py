@@ -39,6 +39,16 @@ class Issuer:
     dl_number: str
     extra_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per level-1 class
     personal_number: str = ""  # pattern; empty when the issuer has none
+    # identity-card number pattern where it differs from `doc_number`: longer than 9 characters, it runs on
+    # into the TD1 optional data (ICAO 9303-5: '<' at the check digit's place), as on Belgian cards
+    id_number: str = ""
+    double_surname: bool = False  # two surnames, as in Spain ('GARCIA LOPEZ'); others sometimes hyphenate
+
+    def number_pattern(self, l1: str) -> str:
+        """The document-number pattern of the issuer's documents of type `l1`."""
+        if l1 == "driving_licence":
+            return self.dl_number
+        return self.id_number if l1 == "id_card" and self.id_number else self.doc_number
 
     @property
     def uppercase_months(self) -> bool:
@@ -111,6 +121,7 @@ ISSUERS: tuple[Issuer, ...] = (
         label_font="DejaVuSerif.ttf",
         photo_side="left",
         doc_number="L19999999",
+        id_number="199999999999",
         dl_number="L999LLL99L99",
         extra_fields={"id_card": ("place_of_birth",)},
     ),
@@ -147,6 +158,7 @@ ISSUERS: tuple[Issuer, ...] = (
         dl_number="99999999L",
         extra_fields={"id_card": ("personal_number",), "passport": ("personal_number",)},
         personal_number="99999999L",
+        double_surname=True,
     ),
     Issuer(
         code="VLM",

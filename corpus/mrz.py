@@ -49,15 +49,18 @@ def td1(
     optional2: str = "",
     doc_code: str = "ID",
 ) -> tuple[str, str, str]:
-    """Three 30-character lines of a TD1 (identity card) MRZ."""
-    number = _pad(document_number, 9)
-    line1 = f"{_pad(doc_code, 2)}{_pad(issuer, 3)}{number}{check_digit(number)}{_pad(optional, 15)}"
+    """Three 30-character lines of a TD1 (identity card) MRZ. A document number longer than 9 characters
+    runs on into the optional data (ICAO 9303-5 note j): its first 9 characters, '<' at the check digit's
+    place, then the rest, the check digit of the whole number, and the optional data after it."""
+    number = transliterate(document_number)
+    if len(number) > 9:
+        upper = f"{number[:9]}{FILLER}{_pad(number[9:] + check_digit(number) + transliterate(optional), 15)}"
+    else:
+        upper = f"{_pad(number, 9)}{check_digit(_pad(number, 9))}{_pad(optional, 15)}"
+    line1 = f"{_pad(doc_code, 2)}{_pad(issuer, 3)}{upper}"
     dob, exp = yymmdd(birth), yymmdd(expiry)
-    upper = f"{number}{check_digit(number)}{_pad(optional, 15)}"
-    middle = f"{dob}{check_digit(dob)}{exp}{check_digit(exp)}{_pad(optional2, 11)}"
-    composite = upper + middle
     line2 = f"{dob}{check_digit(dob)}{sex}{exp}{check_digit(exp)}{_pad(nationality, 3)}{_pad(optional2, 11)}"
-    line2 += check_digit(composite)
+    line2 += check_digit(line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29])
     line3 = name_field(surname, given_names, 30)
     return line1, line2, line3
 

@@ -96,7 +96,8 @@ def _with_zedland() -> dict:
         "titles": {"id_card": "ZEDCARD", "passport": "ZEDPASS", "driving_licence": "ZEDDRIVE"},
         "title_keywords": {"id_card": ["ZEDCARD"], "passport": ["ZEDPASS"], "driving_licence": ["ZEDDRIVE"]},
         "labels": [[name, label] for name, label in labels.items()],
-        "doc_number": "LL999999", "dl_number": "LLL9999", "personal_number": "", "extra_fields": {},
+        "doc_number": "LL999999", "id_number": "LL999999", "dl_number": "LLL9999", "personal_number": "",
+        "extra_fields": {},
     })
     return data
 

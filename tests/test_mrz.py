@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from mrz.base.functions import hash_string
 from mrz.checker.td1 import TD1CodeChecker
 from mrz.checker.td3 import TD3CodeChecker
 
@@ -39,6 +40,18 @@ def test_td1_specimen_from_doc_9303() -> None:
                      "ERIKSSON<<ANNA<MARIA<<<<<<<<<<")
 
 
+def test_td1_long_document_number_runs_on_into_optional_data() -> None:
+    """ICAO 9303-5's example of a 12-character number: 'D23145890' in the number field, '<' where its check
+    digit would be, then '734' and the whole number's check digit 9 in the optional data."""
+    lines = mrz.td1(issuer="UTO", document_number="D23145890734", birth=date(1974, 8, 12), sex="F",
+                    expiry=date(2012, 4, 15), nationality="UTO", surname="Eriksson", given_names="Anna Maria",
+                    doc_code="I")
+    assert lines[0] == "I<UTOD23145890<7349<<<<<<<<<<<"
+    checker = TD1CodeChecker("\n".join(lines))
+    assert checker.final_hash and checker.birth_date_hash and checker.expiry_date_hash
+    assert hash_string("D23145890734") == "9"
+
+
 def test_transliteration_and_truncation() -> None:
     assert mrz.transliterate("Müller-Łęcka O'Neil") == "MULLER<LECKA<O<NEIL"
     assert mrz.transliterate("Straße") == "STRASSE"
@@ -51,7 +64,7 @@ def test_transliteration_and_truncation() -> None:
 def test_generated_mrz_check_digits_pass_independent_checker() -> None:
     """Every issuer x document type with an MRZ, several documents each, checked by the `mrz` package."""
     checked = {}
-    index = 0
+    index, long_numbers = 0, 0
     while len(checked) < len(ISSUERS) * 2 or min(checked.values()) < 3:
         _, record = make_document(5, index, "clean", DEFAULT_DISTRIBUTIONS)
         index += 1
@@ -63,8 +76,16 @@ def test_generated_mrz_check_digits_pass_independent_checker() -> None:
         if truth["l1"] == "id_card":
             assert [len(line) for line in truth["mrz_lines"]] == [30, 30, 30]
             checker = TD1CodeChecker(code)
-            hashes = [checker.document_number_hash, checker.birth_date_hash, checker.expiry_date_hash,
-                      checker.final_hash]
+            hashes = [checker.birth_date_hash, checker.expiry_date_hash, checker.final_hash]
+            number = truth["fields"]["document_number"]
+            if len(number) > 9:  # runs on into the optional data, which the `mrz` package does not follow
+                parsed = checker.fields()
+                assert parsed.document_number_hash == "<" and parsed.document_number == number[:9]
+                assert parsed.optional_data[:len(number) - 8] == number[9:] + hash_string(number)
+                long_numbers += 1
+                checked[truth["l2"]] = checked.get(truth["l2"], 0) + 1
+                continue
+            hashes.append(checker.document_number_hash)
         else:
             assert [len(line) for line in truth["mrz_lines"]] == [44, 44]
             checker = TD3CodeChecker(code)
@@ -78,3 +99,4 @@ def test_generated_mrz_check_digits_pass_independent_checker() -> None:
         assert parsed.sex == truth["fields"]["sex"]
         checked[truth["l2"]] = checked.get(truth["l2"], 0) + 1
     assert set(checked) == {f"{i.code}.{l1}" for i in ISSUERS for l1 in L1_CLASSES if l1 != "driving_licence"}
+    assert long_numbers >= 3  # NRV's 12-digit identity-card numbers

@@ -21,7 +21,8 @@ class IssuerLayout:
     titles: Mapping[str, str]  # document title per type
     title_keywords: Mapping[str, tuple[str, ...]]  # the title words that name the type (keyword classifier)
     labels: tuple[tuple[str, str], ...]  # (field or label name, printed label), in the issuer's order
-    doc_number: str
+    doc_number: str  # passports (and identity cards unless `id_number` says otherwise)
+    id_number: str  # identity cards; longer than 9 characters, TD1's number runs on into the optional data
     dl_number: str
     personal_number: str
     extra_fields: Mapping[str, tuple[str, ...]]  # per type, beyond `IssuerLayouts.fields`
@@ -198,17 +199,18 @@ class Parser:
 
     def issuer(self, value: Any, where: str) -> IssuerLayout:
         d = self.obj(value, where, ("code", "name", "titles", "title_keywords", "labels", "doc_number",
-                                    "dl_number", "personal_number", "extra_fields", "mrz_codes", "photo_side",
+                                    "id_number", "dl_number", "personal_number", "extra_fields", "mrz_codes", "photo_side",
                                     "cap_bands"))
         strings = {key: self.text(d[key], f"{where}.{key}")
-                   for key in ("code", "name", "doc_number", "dl_number", "personal_number", "photo_side")}
+                   for key in ("code", "name", "doc_number", "id_number", "dl_number", "personal_number",
+                               "photo_side")}
         bands = self.obj(d["cap_bands"], f"{where}.cap_bands", ("label", "value"))
         return IssuerLayout(
             code=strings["code"], name=strings["name"],
             titles=self.mapping(d["titles"], f"{where}.titles", self.text),
             title_keywords=self.mapping(d["title_keywords"], f"{where}.title_keywords", self.texts),
             labels=self.pairs(d["labels"], f"{where}.labels"),
-            doc_number=strings["doc_number"], dl_number=strings["dl_number"],
+            doc_number=strings["doc_number"], id_number=strings["id_number"], dl_number=strings["dl_number"],
             personal_number=strings["personal_number"],
             extra_fields=self.mapping(d["extra_fields"], f"{where}.extra_fields", self.texts),
             mrz_codes=self.mapping(d["mrz_codes"], f"{where}.mrz_codes", self.text),
@@ -259,7 +261,8 @@ def dump_issuer(issuer: IssuerLayout) -> dict[str, Any]:
     return {
         "code": issuer.code, "name": issuer.name, "titles": dict(issuer.titles),
         "title_keywords": lists(issuer.title_keywords), "labels": [list(pair) for pair in issuer.labels],
-        "doc_number": issuer.doc_number, "dl_number": issuer.dl_number, "personal_number": issuer.personal_number,
+        "doc_number": issuer.doc_number, "id_number": issuer.id_number, "dl_number": issuer.dl_number,
+        "personal_number": issuer.personal_number,
         "extra_fields": lists(issuer.extra_fields), "mrz_codes": dict(issuer.mrz_codes),
         "photo_side": issuer.photo_side,
         "cap_bands": {"label": bands(issuer.label_bands), "value": bands(issuer.value_bands)},

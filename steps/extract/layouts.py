@@ -3,9 +3,9 @@ their document templates, as one frozen, typed object parsed from a JSON file.
 
 The file is a model-store file (`extract/layouts/<name>.json`); the synthetic corpus's is written by
 `python -m corpus.extract_layouts` (configs/layouts/synthetic.json). A real dataset's layouts are just
-another file in the same schema. Schema 1 (orders that matter are lists):
+another file in the same schema. Schema 2 (orders that matter are lists):
 
-    schema          1
+    schema          2
     description     what the file describes
     l1_classes      [document type, …]            (level-1 classes, in score order)
     fields          {type: [field, …]}            fields every document of a type carries
@@ -14,7 +14,8 @@ another file in the same schema. Schema 1 (orders that matter are lists):
     dl_numbers      {field: "4a."}                driving-licence field numbers
     common_labels   [[name, label], …]            labels in the language every issuer may also print
     issuers         [{code, name, titles {type: title}, title_keywords {type: [word]},
-                      labels [[name, label]], doc_number, dl_number, personal_number (patterns:
+                      labels [[name, label]], doc_number, id_number (identity cards; longer than 9,
+                      it runs on into TD1's optional data), dl_number, personal_number (patterns:
                       L letter, 9 digit, 1 digit but 0, others literal; "" for none),
                       extra_fields {type: [field]}, mrz_codes {"TD1": "ID", …}, photo_side,
                       cap_bands {"label"|"value": {size: [top, bottom]}}}, …]
@@ -59,7 +60,7 @@ from steps.extract.text import alnum_words, label_words
 
 __all__ = ["Band", "Cell", "IssuerLayout", "IssuerLayouts", "LabelGrid", "LabelKey", "LabelKeys", "MrzZone",
            "NumberedRows", "NumberedSlots", "Template", "layouts_file"]
-SCHEMA = 1
+SCHEMA = 2
 FIELDS = ("surname", "given_names", "document_number", "personal_number", "date_of_birth", "date_of_expiry",
           "date_of_issue", "place_of_birth", "nationality", "sex", "authority", "categories")
 

@@ -74,8 +74,13 @@ def mrz_layout(kind: str, issuer: IssuerLayout | None = None) -> Layout:
                 (*_pattern_classes(spec.doc_number, 9), "N", *code, *"N" * 7, "S", *"N" * 7,
                  *_pattern_classes(spec.personal_number, 14), "N" if spec.personal_number else "F", "N"))
     personal = spec.personal_number if "personal_number" in spec.extra_fields.get("id_card", ()) else ""
-    return ((*_code_classes(spec.mrz_codes[kind]), *code, *_pattern_classes(spec.doc_number, 9), "N",
-             *_pattern_classes(personal, 15)),
+    number = spec.id_number
+    if len(number) > 9:  # runs on into the optional data: '<' at the check digit's place (ICAO 9303-5)
+        run_on = _pattern_classes(number[9:], len(number) - 9) + ("N",)
+        upper = (*_pattern_classes(number, 9), "F", *run_on, *_pattern_classes(personal, 15 - len(run_on)))
+    else:
+        upper = (*_pattern_classes(number, 9), "N", *_pattern_classes(personal, 15))
+    return ((*_code_classes(spec.mrz_codes[kind]), *code, *upper),
             (*"N" * 7, "S", *"N" * 7, *code, *"F" * 11, "N"),
             tuple("A" * 30))
 

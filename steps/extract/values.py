@@ -205,9 +205,12 @@ def _number_patterns(field_name: str, l1: str | None, issuer: str | None, layout
         return [i.personal_number for i in issuers if i.personal_number]
     if l1 == "driving_licence":
         return [i.dl_number for i in issuers]
-    if l1 in ("id_card", "passport"):
+    if l1 == "id_card":
+        return [i.id_number for i in issuers]
+    if l1 == "passport":
         return [i.doc_number for i in issuers]
-    return [i.doc_number for i in issuers] + [i.dl_number for i in issuers]
+    return list(dict.fromkeys([i.doc_number for i in issuers] + [i.id_number for i in issuers]
+                              + [i.dl_number for i in issuers]))
 
 
 def read_number(tokens: Sequence[str], field_name: str, l1: str | None, issuer: str | None,
