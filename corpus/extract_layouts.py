@@ -33,7 +33,6 @@ SCHEMA = 2
 # Title words that do not name a document type ('CARTA DI IDENTITÀ': CARTA); the keyword classifier counts
 # the others.
 _GENERIC_TITLE_WORDS = frozenset({"CARD", "CARTA", "DOCUMENTO", "PERMISO"})
-_MRZ_FORMATS = {"id_card": "TD1", "passport": "TD3"}
 
 
 def _specimen(issuer: Issuer, l1: str) -> Identity:
@@ -57,7 +56,7 @@ def _title_keywords(title: str) -> list[str]:
 def _sizes(issuer: Issuer) -> tuple[list[int], list[int]]:
     """The type sizes the extractor measures an issuer's capitals at: its side's label grids (labels and
     values) and every template's numbered rows (values)."""
-    grids = [doc.grid for (_, side), doc in LAYOUTS.items() if doc.grid and side == issuer.photo_side]
+    grids = [doc.grid for (_, side, _), doc in LAYOUTS.items() if doc.grid and side == issuer.photo_side]
     rows = [doc.rows.value_size for doc in LAYOUTS.values() if doc.rows]
     return sorted({g.label_size for g in grids}), sorted({g.value_size for g in grids} | set(rows))
 
@@ -75,7 +74,8 @@ def _issuer(issuer: Issuer) -> dict[str, Any]:
         "dl_number": issuer.dl_number,
         "personal_number": issuer.personal_number,
         "extra_fields": {l1: list(fields) for l1, fields in issuer.extra_fields.items()},
-        "mrz_codes": {kind: _specimen(issuer, l1).mrz_lines()[0][:2] for l1, kind in _MRZ_FORMATS.items()},
+        "mrz_codes": {specimen.mrz_format: specimen.mrz_lines()[0][:2]
+                      for specimen in (_specimen(issuer, l1) for l1 in L1_CLASSES) if specimen.mrz_format},
         "photo_side": issuer.photo_side,
         "cap_bands": {"label": {str(s): list(cap_band(issuer.label_font, s)) for s in label_sizes},
                       "value": {str(s): list(cap_band(issuer.font, s)) for s in value_sizes}},

@@ -66,7 +66,24 @@ class Identity:
             common[extra] = getattr(self, extra)
         return common
 
+    @property
+    def mrz_format(self) -> str | None:
+        """The MRZ format the document prints (None: no MRZ)."""
+        return {"id_card": self.issuer.id_mrz, "passport": "TD3"}.get(self.l1)
+
     def mrz_lines(self) -> tuple[str, ...]:
+        if self.l1 == "id_card" and self.issuer.id_mrz == "TD2":
+            return mrz.td2(
+                issuer=self.issuer.code,
+                document_number=self.document_number,
+                birth=self.birth,
+                sex=self.sex,
+                expiry=self.expiry,
+                nationality=self.issuer.code,
+                surname=self.surname,
+                given_names=self.given_names,
+                optional=self.personal_number if "personal_number" in self.fields() else "",
+            )
         if self.l1 == "id_card":
             return mrz.td1(
                 issuer=self.issuer.code,

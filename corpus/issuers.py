@@ -42,6 +42,7 @@ class Issuer:
     # identity-card number pattern where it differs from `doc_number`: longer than 9 characters, it runs on
     # into the TD1 optional data (ICAO 9303-5: '<' at the check digit's place), as on Belgian cards
     id_number: str = ""
+    id_mrz: str = "TD1"  # the identity card's MRZ format: TD1 (3×30) or TD2 (2×36, as on older cards)
     double_surname: bool = False  # two surnames, as in Spain ('GARCIA LOPEZ'); others sometimes hyphenate
 
     def number_pattern(self, l1: str) -> str:
@@ -191,6 +192,7 @@ ISSUERS: tuple[Issuer, ...] = (
         doc_number="LL19999LL",
         dl_number="LL9999999L",
         extra_fields={"id_card": ("place_of_birth",)},
+        id_mrz="TD2",
     ),
     Issuer(
         code="KSN",

@@ -200,7 +200,14 @@ _TYPES = {
 }
 
 
-def _resolve(l1: str, photo_side: str) -> DocumentLayout:
+# MRZ formats per document type, the first the default; an identity card in TD2 keeps the TD1 card's visual
+# zone and prints two 36-character lines where TD1 has three of 30.
+MRZ_FORMATS: dict[str, tuple[str | None, ...]] = {"id_card": ("TD1", "TD2"), "passport": ("TD3",),
+                                                  "driving_licence": (None,)}
+_MRZ_ZONES = {"TD2": MrzZone(top=455, lines=2, chars=36)}
+
+
+def _resolve(l1: str, photo_side: str, mrz_format: str | None) -> DocumentLayout:
     spec, (width, height) = _TYPES[l1], SIZES[l1]
     photo_w, photo_h = spec.photo_size
     photo_x = spec.margin if photo_side == "left" else width - spec.margin - photo_w
@@ -209,15 +216,19 @@ def _resolve(l1: str, photo_side: str) -> DocumentLayout:
         l1, photo_side, (width, height), spec.header,
         photo=(photo_x, spec.photo_top, photo_x + photo_w, spec.photo_top + photo_h),
         signature=(photo_x + sx0, sy0, photo_x + sx1, sy1),
-        text_x=spec.text_x[photo_side], grid=spec.grid, rows=spec.rows, mrz=spec.mrz)
+        text_x=spec.text_x[photo_side], grid=spec.grid, rows=spec.rows,
+        mrz=_MRZ_ZONES.get(mrz_format or "", spec.mrz))
 
 
-LAYOUTS = {(l1, side): _resolve(l1, side) for l1 in _TYPES for side in PHOTO_SIDES}
+# by (document type, photo side, MRZ format: None for a driving licence)
+LAYOUTS = {(l1, side, kind): _resolve(l1, side, kind) for l1 in _TYPES for side in PHOTO_SIDES
+           for kind in MRZ_FORMATS[l1]}
 
 
-def layout(l1: str, photo_side: str) -> DocumentLayout:
-    """The layout of a document type with its photo on `photo_side` ('left' or 'right')."""
-    return LAYOUTS[(l1, photo_side)]
+def layout(l1: str, photo_side: str, mrz_format: str | None = None) -> DocumentLayout:
+    """The layout of a document type with its photo on `photo_side` ('left' or 'right') and its MRZ in
+    `mrz_format` (default: the type's usual one)."""
+    return LAYOUTS[(l1, photo_side, mrz_format or MRZ_FORMATS[l1][0])]
 
 
 # ── where the ink lies (typeface metrics) ────────────────────────────────────────────────────────

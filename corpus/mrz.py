@@ -1,4 +1,4 @@
-"""ICAO Doc 9303 machine-readable zones as the generator writes them: TD1 and TD3 lines (check digits and
+"""ICAO Doc 9303 machine-readable zones as the generator writes them: TD1, TD2 and TD3 lines (check digits and
 transliteration: common/icao.py).
 
 The generator writes MRZs with this module; the tests verify them with an independent checker
@@ -11,7 +11,7 @@ from datetime import date
 
 from common.icao import FILLER, MrzError, check_digit, transliterate
 
-__all__ = ["FILLER", "check_digit", "name_field", "td1", "td3", "transliterate", "yymmdd"]
+__all__ = ["FILLER", "check_digit", "name_field", "td1", "td2", "td3", "transliterate", "yymmdd"]
 
 
 def name_field(surname: str, given_names: str, width: int) -> str:
@@ -63,6 +63,33 @@ def td1(
     line2 += check_digit(line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29])
     line3 = name_field(surname, given_names, 30)
     return line1, line2, line3
+
+
+def td2(
+    *,
+    issuer: str,
+    document_number: str,
+    birth: date,
+    sex: str,
+    expiry: date,
+    nationality: str,
+    surname: str,
+    given_names: str,
+    optional: str = "",
+    doc_code: str = "ID",
+) -> tuple[str, str]:
+    """Two 36-character lines of a TD2 MRZ (ICAO 9303-6): names on the first line, the data on the second;
+    a number longer than 9 characters runs on into the optional data as in TD1."""
+    number = transliterate(document_number)
+    if len(number) > 9:
+        head, optional = f"{number[:9]}{FILLER}", number[9:] + check_digit(number) + transliterate(optional)
+    else:
+        head = f"{_pad(number, 9)}{check_digit(_pad(number, 9))}"
+    line1 = f"{_pad(doc_code, 2)}{_pad(issuer, 3)}{name_field(surname, given_names, 31)}"
+    dob, exp = yymmdd(birth), yymmdd(expiry)
+    line2 = f"{head}{_pad(nationality, 3)}{dob}{check_digit(dob)}{sex}{exp}{check_digit(exp)}{_pad(optional, 7)}"
+    line2 += check_digit(line2[0:10] + line2[13:20] + line2[21:35])
+    return line1, line2
 
 
 def td3(

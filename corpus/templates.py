@@ -197,7 +197,7 @@ def _printed(ident: Identity, name: str) -> str:
 
 def _render_grid(canvas: Canvas, ident: Identity, rng: np.random.Generator) -> None:
     """Identity cards and passports: header, photo, signature, the label grid, the MRZ."""
-    issuer, doc = ident.issuer, layout(ident.l1, ident.issuer.photo_side)
+    issuer, doc = ident.issuer, layout(ident.l1, ident.issuer.photo_side, ident.mrz_format)
     assert doc.grid is not None
     _header(canvas, issuer, issuer.titles[ident.l1], doc.size[0], doc.header)
     _photo(canvas, doc.photo, rng)

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from mrz.base.functions import hash_string
 from mrz.checker.td1 import TD1CodeChecker
+from mrz.checker.td2 import TD2CodeChecker
 from mrz.checker.td3 import TD3CodeChecker
 
 from common.icao import MrzError
@@ -40,6 +41,13 @@ def test_td1_specimen_from_doc_9303() -> None:
                      "ERIKSSON<<ANNA<MARIA<<<<<<<<<<")
 
 
+def test_td2_specimen_from_doc_9303() -> None:
+    lines = mrz.td2(issuer="UTO", document_number="D23145890", birth=date(1974, 8, 12), sex="F",
+                    expiry=date(2012, 4, 15), nationality="UTO", surname="Eriksson", given_names="Anna Maria",
+                    doc_code="I")
+    assert lines == ("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6")
+
+
 def test_td1_long_document_number_runs_on_into_optional_data() -> None:
     """ICAO 9303-5's example of a 12-character number: 'D23145890' in the number field, '<' where its check
     digit would be, then '734' and the whole number's check digit 9 in the optional data."""
@@ -64,7 +72,7 @@ def test_transliteration_and_truncation() -> None:
 def test_generated_mrz_check_digits_pass_independent_checker() -> None:
     """Every issuer x document type with an MRZ, several documents each, checked by the `mrz` package."""
     checked = {}
-    index, long_numbers = 0, 0
+    index, long_numbers, td2 = 0, 0, 0
     while len(checked) < len(ISSUERS) * 2 or min(checked.values()) < 3:
         _, record = make_document(5, index, "clean", DEFAULT_DISTRIBUTIONS)
         index += 1
@@ -73,7 +81,13 @@ def test_generated_mrz_check_digits_pass_independent_checker() -> None:
             assert truth["mrz_lines"] == []
             continue
         code = "\n".join(truth["mrz_lines"])
-        if truth["l1"] == "id_card":
+        if truth["l1"] == "id_card" and len(truth["mrz_lines"]) == 2:  # VLM's cards: TD2
+            assert [len(line) for line in truth["mrz_lines"]] == [36, 36]
+            checker = TD2CodeChecker(code)
+            hashes = [checker.document_number_hash, checker.birth_date_hash, checker.expiry_date_hash,
+                      checker.final_hash]
+            td2 += 1
+        elif truth["l1"] == "id_card":
             assert [len(line) for line in truth["mrz_lines"]] == [30, 30, 30]
             checker = TD1CodeChecker(code)
             hashes = [checker.birth_date_hash, checker.expiry_date_hash, checker.final_hash]
@@ -100,3 +114,4 @@ def test_generated_mrz_check_digits_pass_independent_checker() -> None:
         checked[truth["l2"]] = checked.get(truth["l2"], 0) + 1
     assert set(checked) == {f"{i.code}.{l1}" for i in ISSUERS for l1 in L1_CLASSES if l1 != "driving_licence"}
     assert long_numbers >= 3  # NRV's 12-digit identity-card numbers
+    assert td2 >= 3  # VLM's identity cards

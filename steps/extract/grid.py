@@ -63,7 +63,7 @@ def positional_fields(rows: Sequence[Row], ocr: OcrResult, l1: str, issuer: str,
     onto the image (scale and offset) through the labels read, the MRZ and the header. None without a
     label-grid template for the issuer's document type and photo side."""
     spec = layouts.issuer(issuer)
-    doc = layouts.template(l1, spec.photo_side) if spec else None
+    doc = layouts.template(l1, spec.photo_side, layouts.mrz_format(spec, l1)) if spec else None
     if spec is None or doc is None or doc.grid is None:
         return {}
     grid = doc.grid

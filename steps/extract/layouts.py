@@ -17,13 +17,16 @@ another file in the same schema. Schema 2 (orders that matter are lists):
                       labels [[name, label]], doc_number, id_number (identity cards; longer than 9,
                       it runs on into TD1's optional data), dl_number, personal_number (patterns:
                       L letter, 9 digit, 1 digit but 0, others literal; "" for none),
-                      extra_fields {type: [field]}, mrz_codes {"TD1": "ID", …}, photo_side,
+                      extra_fields {type: [field]}, mrz_codes {"TD1"|"TD2"|"TD3": "ID", …} (one
+                      format per type), photo_side,
                       cap_bands {"label"|"value": {size: [top, bottom]}}}, …]
     templates       [{l1, photo_side, size [w, h], header, text_x,
                       grid {top, pitch, label_size, value_size, value_dy, cells [{name, row, x, width}]} | null,
                       rows {rows [[field]], top, pitch, baseline_dy, number_gap, second_column,
                             categories_gap, value_size} | null,
                       mrz {top, lines, chars, padding, ink_x [left, right]} | null}, …]
+                    (a type with several MRZ formats has a template per format, told apart by the zone's
+                    lines × chars: identity cards in TD1 and in TD2)
 
 `cap_bands` are the capitals' top and bottom below a text's 'la' anchor in the issuer's label / value face
 at a type size; `ink_x` the MRZ lines' ink ends. The tables the extractors derive (label keys, header
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from common.icao import MRZ_ALPHABET
+from common.mrz9303 import SHAPE
 from steps.errors import StepError
 from steps.extract.layout_parts import (
     Band,
@@ -61,6 +65,7 @@ from steps.extract.text import alnum_words, label_words
 __all__ = ["Band", "Cell", "IssuerLayout", "IssuerLayouts", "LabelGrid", "LabelKey", "LabelKeys", "MrzZone",
            "NumberedRows", "NumberedSlots", "Template", "layouts_file"]
 SCHEMA = 2
+_TYPE_OF_FORMAT = {"TD1": "id_card", "TD2": "id_card", "TD3": "passport"}  # the formats an issuer may own
 FIELDS = ("surname", "given_names", "document_number", "personal_number", "date_of_birth", "date_of_expiry",
           "date_of_issue", "place_of_birth", "nationality", "sex", "authority", "categories")
 
@@ -189,9 +194,13 @@ class IssuerLayouts:
                 raise self._fail(f"dl_numbers.{missing[0]}", "missing: a numbered row has this field")
         for k, issuer in enumerate(self.issuers):
             for kind, code in issuer.mrz_codes.items():
-                if kind not in ("TD1", "TD3") or len(code) != 2 or not set(code) <= set(MRZ_ALPHABET):
-                    raise self._fail(f"issuers[{k}].mrz_codes.{kind}", "expected TD1 or TD3 and a 2-character "
-                                                                       f"document code, got {code!r}")
+                if kind not in _TYPE_OF_FORMAT or len(code) != 2 or not set(code) <= set(MRZ_ALPHABET):
+                    raise self._fail(f"issuers[{k}].mrz_codes.{kind}", "expected TD1, TD2 or TD3 and a "
+                                                                       f"2-character document code, got {code!r}")
+            types = [_TYPE_OF_FORMAT[kind] for kind in issuer.mrz_codes]
+            if len(set(types)) != len(types):
+                raise self._fail(f"issuers[{k}].mrz_codes", "one MRZ format per document type, got "
+                                                            f"{sorted(issuer.mrz_codes)}")
             own = [t.grid for t in self.templates if t.grid is not None and t.photo_side == issuer.photo_side]
             needs = [("label", issuer.label_bands, g.label_size) for g in own] + \
                     [("value", issuer.value_bands, g.value_size) for g in own] + \
@@ -215,8 +224,18 @@ class IssuerLayouts:
     def issuer(self, code: str | None) -> IssuerLayout | None:
         return self.issuer_by_code.get(code or "")
 
-    def template(self, l1: str, photo_side: str) -> Template | None:
-        return next((t for t in self.templates if t.l1 == l1 and t.photo_side == photo_side), None)
+    def template(self, l1: str, photo_side: str, mrz_format: str | None = None) -> Template | None:
+        """The template of a document type and photo side; where the type has templates for several MRZ
+        formats (identity cards: TD1, TD2), the one of `mrz_format` (by its zone's shape), else the first."""
+        found = [t for t in self.templates if t.l1 == l1 and t.photo_side == photo_side]
+        shape = SHAPE.get(mrz_format or "")
+        return next((t for t in found if t.mrz is not None and (t.mrz.lines, t.mrz.chars) == shape),
+                    found[0] if found else None)
+
+    @staticmethod
+    def mrz_format(issuer: IssuerLayout, l1: str) -> str | None:
+        """The MRZ format `issuer` prints on documents of type `l1` (None: no MRZ)."""
+        return next((kind for kind in issuer.mrz_codes if _TYPE_OF_FORMAT[kind] == l1), None)
 
     def carried_fields(self, l1: str, issuer: IssuerLayout) -> tuple[str, ...]:
         """The fields a document of this type and issuer carries."""
