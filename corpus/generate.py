@@ -34,7 +34,7 @@ from corpus.issuers import ISSUER_BY_CODE, ISSUERS
 from corpus.records import L1_CLASSES, GroundTruth
 from corpus.templates import render
 
-GENERATOR_VERSION = "1.2.0"
+GENERATOR_VERSION = "1.3.0"
 log = logging.getLogger(__name__)
 
 
