@@ -25,8 +25,9 @@ from corpus.mrz_cards import KIND as RENDERED_KIND
 from steps.extract.layouts import FIELDS
 
 SYNTHETIC = "synthetic"
-SYNTHETIC_TEXT = ("synthetic documents of 5 fictional issuers × 3 types (TD1 identity card, TD3 passport, driving "
-                  "licence) with exact ground truth; the same documents under every distribution.")
+SYNTHETIC_TEXT = ("synthetic documents of 5 fictional issuers × 3 types (identity card with a TD1 zone, one issuer's "
+                  "TD2; TD3 passport; driving licence) with exact ground truth; the same documents under every "
+                  "distribution.")
 
 
 @dataclass(frozen=True)
