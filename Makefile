@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep bench-registry bench-real clean
+.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -53,6 +53,9 @@ bench-corpus: $(STAMP)  ## corpus generation rate, 1 vs 2 workers
 
 bench-sweep: $(STAMP)  ## sweep vs its floor vs a naive sweep, and reuse honesty (BENCH_N docs per distribution)
 	$(BIN)/python bench/bench_sweep.py
+
+bench-stability: $(STAMP)  ## the same sweep 3× measured the old and the new way: p95 spread, verdict flips, cost
+	$(BIN)/python bench/bench_stability.py --workers $(WORKERS)
 
 bench-real: $(STAMP)  ## real documents (../shared/data/real-dev): exact MRZ, all fields, s/doc vs SLA per configuration
 	$(BIN)/python bench/bench_real.py --workers $(WORKERS)

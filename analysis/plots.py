@@ -69,10 +69,16 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def accuracy_vs_latency_png(df: pd.DataFrame, sla_ms: float, path: Path) -> Path:
-    """Accuracy vs p95 end-to-end latency per (configuration, distribution); Pareto front per distribution; SLA line."""
+    """Accuracy vs p95 end-to-end latency per (configuration, distribution), with the p95's 95% interval as a
+    horizontal error bar where the runs have one; Pareto front per distribution; SLA line."""
     fig, ax = figure((9, 6))
     colours = matplotlib.colormaps["tab10"]
     for k, (dist, part) in enumerate(df.groupby("distribution", sort=False)):
+        if {"latency_p95_low", "latency_p95_high"} <= set(part.columns):
+            low = (part["latency_p95"] - part["latency_p95_low"]).clip(lower=0)
+            high = (part["latency_p95_high"] - part["latency_p95"]).clip(lower=0)
+            ax.errorbar(part["latency_p95"], part["accuracy"] * 100, xerr=[low, high], fmt="none",
+                        ecolor=colours(k % 10), alpha=0.35, linewidth=0.8)
         ax.scatter(part["latency_p95"], part["accuracy"] * 100, s=18, alpha=0.55, color=colours(k % 10), label=dist)
         front = pareto_front(part, "latency_p95", "accuracy")
         ax.plot(front["latency_p95"], front["accuracy"] * 100, "-", color=colours(k % 10), linewidth=1.4)

@@ -107,6 +107,7 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
     out_dir.mkdir(parents=True, exist_ok=True)
     df = data.runs
     sla = data.manifest["sla"]
+    measure_share = (data.manifest.get("measuring") or {}).get("contention", 0.25)
     accuracy_vs_latency_png(df, sla["end_to_end_ms"], out_dir / "accuracy_vs_latency.png")
     pivot = accuracy_pivot(df)
     heatmap_png(pivot, out_dir / "accuracy_heatmap.png", "accuracy (%) per configuration × distribution")
@@ -124,7 +125,12 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
         f"Generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} from MLflow parent run `{parent_run_id}`. "
         f"Batch size {data.manifest['batch_size']} (fixed across configurations). Latency is per document "
         f"(a document waits for its whole batch), end to end; the SLA is p95 ≤ {sla['end_to_end_ms']:.0f} ms "
-        f"end to end (per-step budgets: {budgets}).",
+        f"end to end (per-step budgets: {budgets}). Every p95 comes with a 95% interval (a bootstrap over the "
+        "batches), and the verdict is three-way: **met** when the interval is under the budget, **missed** when it "
+        "is over it, **uncertain** when it straddles it. Uncertain runs and those on a Pareto front were "
+        "re-measured in stability windows (`measured` counts the passes); the first run of each variant in a "
+        "worker is a warm-up, never counted. A run measured while other processes took more than "
+        f"{measure_share:.0%} of the CPUs is flagged *heavy* under `contention`.{_measuring_note(data)}",
         "", "## The pipeline", "", OBJECTIVE, "",
         "```\nimage ─▶ preprocess ─▶ ocr ─▶ classify ─▶ extract ─▶ prediction\n```", "",
         "## Data and distributions", "", _data_section(data, info), "",
@@ -136,7 +142,8 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
         "\n".join(f"- `{name}`: {what}" for name, what in ASSERTIONS), "",
         *([_mrz_section(data, client, out_dir / "mrz_real.csv")] if info.real_mrz else []),
         "## Best configuration per distribution", "",
-        "Most accurate configuration meeting the SLA (ties: lower p95 latency).", "", _md_table(best), "",
+        "Most accurate configuration surely meeting the SLA (verdict met; ties: lower p95 latency); "
+        "`uncertain` counts the configurations near the line.", "", _md_table(best), "",
         "## Most robust configuration", "",
         f"**{top}** — the best worst case across distributions ({robust.iloc[0]['worst %']:.1f}% on "
         f"{robust.iloc[0]['worst distribution']}; mean {robust.iloc[0]['mean %']:.1f}%).", "",
@@ -145,12 +152,22 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
         "## Accuracy vs latency", "", "![accuracy vs latency](accuracy_vs_latency.png)", "",
         "## Accuracy per configuration and distribution", "", "![heat map](accuracy_heatmap.png)", "",
         "## Every configuration and distribution", "",
-        "Accuracy as assertions passed / total and %, latency per document p50/p95 (ms), SLA verdict. "
-        "Also in `results.csv`.", "", _md_table(table), "",
+        "Accuracy as assertions passed / total and %, latency per document p50/p95 (ms) with the p95's 95% "
+        "interval, SLA verdict, measurements, contention. Also in `results.csv`.", "", _md_table(table), "",
     ])
     (out_dir / "report.md").write_text(md, encoding="utf-8")
     write_html(md, data.manifest["name"], out_dir / "report.html")
     return out_dir
+
+
+def _measuring_note(data) -> str:
+    """What the re-measuring cost, from the parent run's sweep.json."""
+    info = data.manifest.get("measuring") or {}
+    if not info:
+        return ""
+    return (f" This sweep re-measured {info.get('runs_remeasured', 0)} runs in {info.get('windows', 0)} windows "
+            f"({info.get('seconds', 0.0):.0f} s); verdicts at the end: {info.get('met', 0)} met, "
+            f"{info.get('uncertain', 0)} uncertain, {info.get('missed', 0)} missed.")
 
 
 def _breakdown_section(df: pd.DataFrame, best: pd.DataFrame, robust_label: str, path: Path) -> str:

@@ -59,6 +59,13 @@ def positive_float(name: str, value: Any) -> float:
     return got
 
 
+def non_negative_float(name: str, value: Any) -> float:
+    got = number(name, value)
+    if not got >= 0:
+        raise ParameterError(f"parameter {name} must not be negative, got {value!r}")
+    return got
+
+
 def fraction(name: str, value: Any) -> float:
     """A number in [0, 1)."""
     got = number(name, value)

@@ -132,8 +132,13 @@ def run_config(ctx: Context, **params: Any) -> int:
         (config_id, dist), run_id = next(iter(result.runs.items()))
         metrics = client_for().get_run(run_id).data.metrics
     print(f"run {run_id}: {config_id} @ {dist} ({'already finished: reused' if result.skipped else 'logged'})")
+    verdict = result.verdicts.get((config_id, dist)) or client_for().get_run(run_id).data.tags.get(
+        "cardflow.sla_verdict", "")
     print(f"accuracy {metrics.get('accuracy', 0) * 100:.1f}%, latency p95 {metrics.get('latency_ms.p95', 0):.0f} ms "
-          f"per document; per step (artifact step_breakdown.png):\n{breakdown_text(metrics)}")
+          f"per document (95% interval {metrics.get('latency_ms.p95_ci_low', 0):.0f}–"
+          f"{metrics.get('latency_ms.p95_ci_high', 0):.0f} ms, measured "
+          f"{metrics.get('latency_measurements', 1):.0f}×), SLA {request.sla.end_to_end_ms:.0f} ms: {verdict}; "
+          f"per step (artifact step_breakdown.png):\n{breakdown_text(metrics)}")
     return 0
 
 

@@ -169,12 +169,28 @@ def _sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:
                         help="end-to-end latency budget per document, p95 (default: the spec's)")
     for step in STEPS:
         parser.add_argument(f"--{step}", type=optional, help=f"{step}: {what}")
+    _measure_arguments(parser, "a run")
+
+
+def _measure_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--latency-repeats", "--latency_repeats", dest="latency_repeats", type=optional,
+                        help=f"re-measuring windows at most for {what} whose SLA verdict is uncertain (or on a "
+                             "Pareto front); 0 measures once (default: the spec's measure.repeats, 3)")
+    parser.add_argument("--stability-pct", "--stability_pct", dest="stability_pct", type=optional,
+                        help="windows agree when their p95 differ by at most this percentage (default 10)")
+    parser.add_argument("--max-measure-s", "--max_measure_s", dest="max_measure_s", type=optional,
+                        help="wall-time cap on the re-measuring, seconds (default 120)")
+
+
+def _measure_params(a: argparse.Namespace) -> dict[str, Any]:
+    return {"latency_repeats": a.latency_repeats, "stability_pct": a.stability_pct,
+            "max_measure_s": a.max_measure_s}
 
 
 def _sweep_params(a: argparse.Namespace) -> dict[str, Any]:
     return {"corpus": a.corpus, "distributions": a.distributions, "n": a.n, "seed": a.seed,
             "batch_size": a.batch_size, "workers": a.workers, "sla_ms": a.sla_ms,
-            **{step: getattr(a, step) for step in STEPS}}
+            **{step: getattr(a, step) for step in STEPS}, **_measure_params(a)}
 
 
 def _evaluate(sub) -> None:
@@ -234,12 +250,14 @@ def _profile(sub) -> None:
     profile.add_argument("--warmup", type=optional, help="warm-up batches per cell (default 1)")
     profile.add_argument("--min-batches", "--min_batches", dest="min_batches", type=optional,
                          help="timed batches per cell at least (default 3)")
+    _measure_arguments(profile, "a cell: windows after the first until two agree, at most this many more, "
+                                "(max-measure-s: per cell)")
     profile.add_argument("--name", type=optional, help="profile name (default: a hash of its parameters)")
     profile.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (default reports/)")
     profile.set_defaults(run=lambda a, ctx: _module("commands").profile(
         ctx, corpus=a.corpus, distributions=a.distributions, n=a.n, seed=a.seed, steps=a.step,
         versions=a.versions, cores=a.cores, batch_sizes=a.batch_sizes, sla_ms=a.sla_ms, load=a.load, name=a.name,
-        warmup=a.warmup, min_batches=a.min_batches, report_root=a.reports))
+        warmup=a.warmup, min_batches=a.min_batches, report_root=a.reports, **_measure_params(a)))
 
 
 def _registry(sub) -> None:

@@ -58,10 +58,12 @@ from corpus.records import Corpus, DocumentRef
 from corpus.resolve import resolve_corpus
 from mlproject.prices import Prices, cost_per_1k_docs, load_prices
 from mlproject.profile_worker import Measurements, WorkOrder
+from mlproject.sweep.plan import measure_params
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
 from steps.codec import codec
 from steps.errors import StepError
+from steps.latency import MeasureParams, interval_metrics
 from steps.records import StepFailure
 from steps.runner import Pipeline, batched, evaluate_batches
 from steps.scoring import Summary
@@ -95,15 +97,18 @@ class ProfileRequest:
     name: str
     report_root: Path = Path("reports")
     min_seconds: float = 2.0  # of timed work per cell at least
+    measure: MeasureParams = MeasureParams()  # the stability rule per cell (max_measure_s: per cell)
 
 
 def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, distributions=None, n=None,
                           seed=None, steps=None, versions=None, cores=None, batch_sizes=None, sla_ms=None, load=None,
                           name=None, warmup=None, min_batches=None, report_root: Path = Path("reports"),
-                          prices: Prices | None = None) -> ProfileRequest:
+                          prices: Prices | None = None, latency_repeats=None, stability_pct=None,
+                          max_measure_s=None) -> ProfileRequest:
     """Validate every parameter before anything runs (None or '' takes the spec's `profile:` value); errors name
     the parameter and the valid choices."""
     defaults = spec.profile
+    measure = measure_params(spec.measure, latency_repeats, stability_pct, max_measure_s)
     chosen = _profiled_steps(names(steps) or names(defaults.steps))
     per_step = _profiled_versions(catalog, spec, chosen, names(versions))
     core_list = tuple(positive_int("cores", c) for c in names(cores)) or defaults.cores
@@ -127,7 +132,7 @@ def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, 
     profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
                           defaults.max_utilisation, defaults.max_replicas, warm, min_b, prices or load_prices(),
-                          profile_name, report_root, defaults.min_seconds)
+                          profile_name, report_root, defaults.min_seconds, measure)
 
 
 def _profiled_steps(step_names: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -235,7 +240,9 @@ def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path, 
     measured."""
     order = WorkOrder(variant=cell.variant, threads=cell.cores, cpus=cell.cpus, batch_size=cell.batch_size,
                       warmup=req.warmup, min_batches=req.min_batches, min_seconds=req.min_seconds,
-                      inputs=str(inputs_path), out=str(workdir / "result.json"), store=store)
+                      inputs=str(inputs_path), out=str(workdir / "result.json"), store=store,
+                      max_windows=1 + req.measure.repeats, stability_pct=req.measure.stability_pct,
+                      max_seconds=max(req.min_seconds, req.measure.max_measure_s))
     cell_file = workdir / "cell.json"
     cell_file.write_text(order.to_json())
     env = {**os.environ, **{v: str(cell.cores) for v in THREAD_VARIABLES}, "OMP_THREAD_LIMIT": str(cell.cores)}
@@ -254,8 +261,9 @@ def cell_metrics(cell: Cell, measured: Measurements, accuracy: float, price: flo
     docs = measured.documents
     allowed = len(measured.affinity)
     return {
-        "latency_ms.p50": float(np.percentile(per_doc, 50)), "latency_ms.p95": float(np.percentile(per_doc, 95)),
-        "latency_ms.p99": float(np.percentile(per_doc, 99)), "latency_ms.mean": float(per_doc.mean()),
+        **interval_metrics([[ms] * cell.batch_size for ms in measured.batch_ms], "latency_ms"),
+        "latency_ms.mean": float(per_doc.mean()),
+        "measure_windows": float(measured.windows), "measure_stable": float(measured.stable),
         "batch_latency_ms.p50": float(np.percentile(batch_ms, 50)),
         "batch_latency_ms.p95": float(np.percentile(batch_ms, 95)),
         "batch_latency_ms.p99": float(np.percentile(batch_ms, 99)),
@@ -414,6 +422,8 @@ def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[
         "cores": list(req.cores), "batch_sizes": list(req.batch_sizes), "machine_cores": len(os.sched_getaffinity(0)),
         "sla": {"batch_size": req.sla.batch_size, "end_to_end_ms": req.sla.end_to_end_ms, "steps_ms": req.sla.steps_ms},
         "warmup_batches": req.warmup, "min_batches": req.min_batches, "min_seconds": req.min_seconds,
+        "measuring": {"max_windows": 1 + req.measure.repeats, "stability_pct": req.measure.stability_pct,
+                      "max_seconds_per_cell": req.measure.max_measure_s},
         "load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
         "prices": {"price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
                    "source": req.prices.source},

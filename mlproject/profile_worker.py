@@ -46,6 +46,12 @@ class WorkOrder:
     inputs: str
     out: str
     store: str = ""  # the caller's model store ("" : $CARDFLOW_MODELS or models/)
+    # the stability rule (steps/latency.py): after the first window (the minimum above), more windows of as many
+    # batches until two successive windows' p95 agree within stability_pct, at most max_windows windows in all and
+    # while the timed work stays under max_seconds
+    max_windows: PositiveInt = 1
+    stability_pct: NonNegativeFloat = 10.0
+    max_seconds: NonNegativeFloat = 60.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -69,6 +75,8 @@ class Measurements:
     core_busy_pct: tuple[float, ...]  # per allowed core, system-wide busy share (other processes included)
     failures: int
     batching: str  # how the variant meets a batch (tensor, spread, sequential)
+    windows: int = 1  # measuring windows timed (the stability rule)
+    stable: bool = False  # the last two windows' p95 agreed within the stability percentage
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -135,7 +143,9 @@ def run_cell(order: WorkOrder) -> Measurements:
     wall0 = time.perf_counter()
     batch_ms, failures, seen = [], 0, set()
     k = order.warmup
-    while len(batch_ms) < at_least or time.perf_counter() - wall0 < order.min_seconds:
+
+    def timed_batch() -> None:
+        nonlocal k, failures, seen
         batch = batch_at(k)
         k += 1
         t = time.perf_counter()
@@ -143,6 +153,19 @@ def run_cell(order: WorkOrder) -> Measurements:
         batch_ms.append((time.perf_counter() - t) * 1000.0)
         failures += sum(1 for o in outputs if isinstance(o, StepFailure))
         seen |= set(os.sched_getaffinity(0))
+
+    while len(batch_ms) < at_least or time.perf_counter() - wall0 < order.min_seconds:
+        timed_batch()
+    window = len(batch_ms)
+    p95s = [_p95(batch_ms)]
+    settled = False
+    while len(p95s) < order.max_windows and time.perf_counter() - wall0 < order.max_seconds:
+        for _ in range(window):
+            timed_batch()
+        p95s.append(_p95(batch_ms[-window:]))
+        settled = p95s[-2] > 0 and abs(p95s[-1] - p95s[-2]) <= order.stability_pct / 100.0 * p95s[-2]
+        if settled:
+            break
     wall = time.perf_counter() - wall0
     cpu1 = proc.cpu_times()
     stop.set()
@@ -154,7 +177,12 @@ def run_cell(order: WorkOrder) -> Measurements:
     return Measurements(batch_ms=tuple(batch_ms), documents=len(batch_ms) * size, wall_s=wall, cpu_s=cpu_s,
                         load_s=load_s, peak_rss_mb=samples.get("peak_rss", proc.memory_info().rss) / 2**20,
                         affinity=tuple(sorted(seen)), core_busy_pct=per_core, failures=failures,
-                        batching=variant.batching)
+                        batching=variant.batching, windows=len(p95s), stable=settled)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)  # numpy is not imported at module level here (see the module docstring)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 def main() -> int:

@@ -181,14 +181,35 @@ class Grid:
 
 @dataclass
 class BatchResult:
-    """Outcomes per configuration id (documents in batch order) and the time of every unique computation."""
+    """Outcomes per configuration id (documents in batch order), the time of every unique computation, and
+    the warm-up runs (variant id → wall ms) this call made."""
 
     outcomes: dict[str, list[DocumentOutcome]] = field(default_factory=dict)
     nodes: dict[str, Timing] = field(default_factory=dict)
+    warmup_ms: dict[str, float] = field(default_factory=dict)
 
 
-def _each(variant: Variant, batches: list[list[Any]]) -> tuple[list[list[Any]], list[Timing]]:
-    """A node's variant over every batch in a row (the model stays warm, as in a server of its own)."""
+_WARM: set[str] = set()  # variants that already ran in this process
+
+
+def warm_up(variant: Variant, batch: Sequence[Any]) -> float | None:
+    """The first run of a variant in a process (lazy imports, caches, thread pools, the first page through a
+    model) is not a configuration's latency: run it once on the batch's first document, untimed as latency,
+    and return that run's wall ms (None: already warm). CARDFLOW_NO_WARMUP=1 turns this off (benchmarks
+    measuring the old way: bench/bench_stability.py)."""
+    if variant.id in _WARM or not batch or os.environ.get("CARDFLOW_NO_WARMUP") == "1":
+        return None
+    _WARM.add(variant.id)
+    _, t = run_step(variant, list(batch[:1]))
+    return t.wall_ms
+
+
+def _each(variant: Variant, batches: list[list[Any]], result: BatchResult | None = None
+          ) -> tuple[list[list[Any]], list[Timing]]:
+    """A node's variant over every batch in a row (the model stays warm, as in a server of its own), after
+    its warm-up run if it is the variant's first in this process (recorded in `result.warmup_ms`)."""
+    if batches and (ms := warm_up(variant, batches[0])) is not None and result is not None:
+        result.warmup_ms[variant.id] = ms
     outputs, times = [], []
     for inputs in batches:
         out, t = run_step(variant, inputs)
@@ -216,18 +237,18 @@ def evaluate_batches(catalog: Catalog, batches: Sequence[Sequence[DocumentRef]],
     images, t_decode = [d for d, _ in decoded], [t for _, t in decoded]
     result.nodes["decode"] = _total(t_decode)
     for p in dict.fromkeys(c.preprocess for c in wanted):
-        pre, t_pre = _each(catalog.get(p), images)
+        pre, t_pre = _each(catalog.get(p), images, result)
         result.nodes[p] = _total(t_pre)
         for o in dict.fromkeys(c.ocr for c in wanted if c.preprocess == p):
-            ocr, t_ocr = _each(catalog.get(o), pre)
+            ocr, t_ocr = _each(catalog.get(o), pre, result)
             result.nodes[f"{p}|{o}"] = _total(t_ocr)
             for c in dict.fromkeys(x.classify for x in wanted if (x.preprocess, x.ocr) == (p, o)):
-                cls, t_cls = _each(catalog.get(c), ocr)
+                cls, t_cls = _each(catalog.get(c), ocr, result)
                 result.nodes[f"{p}|{o}|{c}"] = _total(t_cls)
                 joined = [hand_over(ob, cb) for ob, cb in zip(ocr, cls, strict=True)]
                 ext_in, t_hand = [j for j, _ in joined], [t for _, t in joined]
                 for e in dict.fromkeys(x.extract for x in wanted if (x.preprocess, x.ocr, x.classify) == (p, o, c)):
-                    ext, t_ext = _each(catalog.get(e), ext_in)
+                    ext, t_ext = _each(catalog.get(e), ext_in, result)
                     result.nodes[f"{p}|{o}|{c}|{e}"] = _total(t_ext)
                     outcomes = result.outcomes.setdefault(Configuration(p, o, c, e).id, [])
                     for b, docs in enumerate(batches):

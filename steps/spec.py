@@ -25,6 +25,7 @@ from common.config import (
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
 from steps.errors import StepError
+from steps.latency import MeasureParams
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
 Step = Literal[STEPS]
@@ -109,6 +110,7 @@ class PipelineSpec:
     registry: RegistrySpec
     grid: dict[Step, Annotated[tuple[str, ...], NON_EMPTY]] = field(default_factory=dict)  # after load: every step
     distributions: Names = ("clean",)  # the default sweep's
+    measure: MeasureParams = field(default_factory=MeasureParams)  # how latency is measured (steps/latency.py)
 
 
 def load_spec(catalog: Catalog, path: Path = DEFAULT_SPEC) -> PipelineSpec:

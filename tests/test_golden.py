@@ -30,7 +30,7 @@ GRID = {"preprocess": "channel:gray,otsu:gray,rectify:gray", "ocr": "tesseract:l
         "classify": "tfidf-logreg:l2,tfidf-svm:l1,keywords:l2", "extract": "mrz-first:v1,label-rules:v1,mrz-only:v1"}
 # Measurements, not behaviour: never part of the golden.
 MEASURED = re.compile(r"^(latency_ms\.|step\.[a-z]+\.latency_ms\.|throughput_docs_s|cpu_utilisation|peak_rss_mb|"
-                      r"sla_met|sla\.)")
+                      r"sla_met|sla\.|load\.|cpu_ms_per_doc|latency_measurements|latency_settled)")
 PREDICTION_KEYS = ("doc_id", "distribution", "classification", "extraction", "ocr_text", "ocr_confidence", "failure",
                    "assertions", "truth_l2")
 

@@ -30,7 +30,8 @@ from analysis.report import write_sweep_report
 from mlproject.sweep.execute import ChunkResult, run_tasks
 from mlproject.sweep.plan import SweepRequest, Task, build_request, code_version, plan_tasks
 from mlproject.sweep.record import RunRecord, breakdown_text, build_record
-from mlproject.sweep.runs import EXPERIMENT, finished_runs, kill_stale, log_run, parent_run
+from mlproject.sweep.remeasure import Remeasured, remeasure
+from mlproject.sweep.runs import EXPERIMENT, finished_runs, kill_stale, log_run, parent_run, update_run
 from mlproject.sweep.summary import print_summary
 from mlproject.train import ensure_trained
 from steps.base import STEPS
@@ -54,6 +55,9 @@ class SweepResult:
     logging_s: float = 0.0  # main process: building run records and logging them to MLflow
     node_seconds: dict[str, float] = field(default_factory=dict)
     mean_latency_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # end to end, per document
+    warmup_ms: dict[str, list[float]] = field(default_factory=dict)  # variant id → its warm-up run per worker
+    verdicts: dict[tuple[str, str], str] = field(default_factory=dict)  # (config id, distribution) → SLA verdict
+    remeasured: Remeasured = field(default_factory=Remeasured)
 
 
 def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None = None, progress: bool = True,
@@ -90,16 +94,25 @@ def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None 
             run_id = log_run(client, experiment_id, parent_id, req, record, catalog, env, codes[record.config.id], key)
             result.runs[(record.config.id, record.distribution)] = run_id
             result.mean_latency_ms[(record.config.id, record.distribution)] = record.mean_latency_ms
+            result.verdicts[(record.config.id, record.distribution)] = record.verdict(req.sla)
             result.logged += 1
             records.append(record)
 
+        def update_one(record: RunRecord) -> None:
+            update_run(client, result.runs[(record.config.id, record.distribution)], req, record)
+            result.verdicts[(record.config.id, record.distribution)] = record.verdict(req.sla)
+
         _execute(req, todo, catalog, result, log_one, progress)
+        result.remeasured = remeasure(req, records, catalog, update_one,
+                                      (lambda text: tqdm.write(text)) if progress else None)
+        for record in records:
+            record.outcomes = None  # measured: the outcomes are in the runs' predictions.jsonl
         result.wall_s = time.perf_counter() - started
         if parent_id is not None:
             mlflow.log_metrics(_sweep_metrics(req, result))
             mlflow.log_dict(_sweep_manifest(req, result, codes), "sweep.json")
             if req.nested:
-                _log_results_table(records, result)
+                _log_results_table(records, result, req.sla)
             if write_report and req.nested:
                 result.report_dir = write_sweep_report(result.parent_run_id, req.report_root / req.name, catalog,
                                                        client)
@@ -124,6 +137,8 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: C
     def collect(chunk: ChunkResult) -> None:
         for node, seconds in chunk.node_seconds.items():
             result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
+        for vid, ms in chunk.warmup_ms.items():
+            result.warmup_ms.setdefault(vid, []).append(ms)
         parts = arrived.setdefault(chunk.group, [])
         parts.append(chunk)
         if len(parts) < expected[chunk.group]:
@@ -131,11 +146,12 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: C
         parts.sort(key=lambda c: c.chunk)
         distribution = chunk.group[0]
         peak_mb = max(c.peak_mb for c in parts)
+        share = sum(c.other_cpu_share for c in parts) / len(parts)
         started = time.perf_counter()
         for config_id in parts[0].outcomes:
             outcomes = [o for c in parts for o in c.outcomes[config_id]]
             log_one(build_record(Configuration(*config_id.split("|")), distribution, outcomes, req.sla, peak_mb,
-                                 breakdown_plot=not req.nested))
+                                 breakdown_plot=not req.nested, measure=req.measure, other_cpu_share=share))
             bar.update(1)
         result.logging_s += time.perf_counter() - started
         del arrived[chunk.group]
@@ -171,9 +187,14 @@ def _sweep_params(req: SweepRequest, catalog: Catalog, env: dict[str, str]) -> d
 
 
 def _sweep_metrics(req: SweepRequest, result: SweepResult) -> dict[str, float]:
+    verdicts = list(result.verdicts.values())
     return {"sweep_wall_s": result.wall_s, "unique_compute_s": result.unique_compute_s,
             "floor_s": result.unique_compute_s / req.workers, "runs_logged": float(result.logged),
-            "runs_skipped": float(result.skipped)}
+            "runs_skipped": float(result.skipped), "remeasure_s": result.remeasured.seconds,
+            "runs_remeasured": float(len(result.remeasured.chosen)),
+            "remeasure_windows": float(result.remeasured.windows),
+            **{f"runs_sla_{v}": float(verdicts.count(v)) for v in ("met", "uncertain", "missed")},
+            **{f"warmup_ms.{vid}": sum(ms) / len(ms) for vid, ms in result.warmup_ms.items()}}
 
 
 def _sweep_manifest(req: SweepRequest, result: SweepResult, codes: dict[str, str]) -> dict[str, Any]:
@@ -184,10 +205,16 @@ def _sweep_manifest(req: SweepRequest, result: SweepResult, codes: dict[str, str
         "grid": {k: list(v) for k, v in req.grid.as_dict().items()},
         "runs": [{"config_id": cid, "distribution": dist, "run_id": run_id, "code": codes[cid]}
                  for (cid, dist), run_id in sorted(result.runs.items())],
+        "measuring": {"repeats": req.measure.repeats, "stability_pct": req.measure.stability_pct,
+                      "max_measure_s": req.measure.max_measure_s, "contention": req.measure.contention,
+                      "runs_remeasured": len(result.remeasured.chosen), "windows": result.remeasured.windows,
+                      "seconds": round(result.remeasured.seconds, 1), "settled": len(result.remeasured.settled),
+                      **{v: list(result.verdicts.values()).count(v) for v in ("met", "uncertain", "missed")},
+                      "warmup_ms": {vid: round(sum(ms) / len(ms), 1) for vid, ms in result.warmup_ms.items()}},
     }
 
 
-def _log_results_table(records: list[RunRecord], result: SweepResult) -> None:
+def _log_results_table(records: list[RunRecord], result: SweepResult, req_sla) -> None:
     """The runs logged now as one table on the parent run (MLflow's artifact view shows it as a table), and the
     parent's description: how many runs, and the best per distribution among them."""
     import mlflow
@@ -198,15 +225,20 @@ def _log_results_table(records: list[RunRecord], result: SweepResult) -> None:
     rows = [{"configuration": r.config.label, "distribution": r.distribution,
              "accuracy": round(r.metrics.get("accuracy", 0.0), 4),
              "latency_ms_p95": round(r.metrics.get("latency_ms.p95", 0.0), 1),
-             "sla_met": bool(r.metrics.get("sla_met", 0.0)), "most_expensive_step": r.most_expensive_step,
+             "latency_ms_p95_ci_low": round(r.metrics.get("latency_ms.p95_ci_low", 0.0), 1),
+             "latency_ms_p95_ci_high": round(r.metrics.get("latency_ms.p95_ci_high", 0.0), 1),
+             "sla_verdict": r.verdict(req_sla), "sla_met": r.verdict(req_sla) == "met",
+             "most_expensive_step": r.most_expensive_step,
              "run_id": result.runs[(r.config.id, r.distribution)]} for r in records]
     mlflow.log_table({k: [row[k] for row in rows] for k in rows[0]}, "results.json")
     lines = [f"{result.logged + result.skipped} runs ({result.skipped} reused). Best per distribution (within the "
-             "SLA where any configuration meets it; ties: the lower p95), among the runs logged now:"]
+             "SLA — its p95's interval under the budget — where any configuration meets it; ties: the lower p95), "
+             "among the runs logged now:"]
     for dist in dict.fromkeys(row["distribution"] for row in rows):
         part = [row for row in rows if row["distribution"] == dist]
         pool = [row for row in part if row["sla_met"]] or part  # the rule of analysis.sweep.best_per_distribution
         best = min(pool, key=lambda row: (-row["accuracy"], row["latency_ms_p95"]))
         lines.append(f"- `{dist}`: **{best['configuration']}** — {best['accuracy']:.1%}, p95 "
-                     f"{best['latency_ms_p95']:.0f} ms{'' if best['sla_met'] else ' (none meets the SLA)'}")
+                     f"{best['latency_ms_p95']:.0f} ms ({best['latency_ms_p95_ci_low']:.0f}–"
+                     f"{best['latency_ms_p95_ci_high']:.0f}){'' if best['sla_met'] else ' (none surely meets the SLA)'}")
     mlflow.set_tag("mlflow.note.content", "\n".join(lines))

@@ -1,14 +1,17 @@
 """Executing a sweep's tasks: in this process (one worker) or on a local process pool, each worker with a
 catalog of its own built once. A task arrives as JSON (`Task.to_json`) and comes back as a ChunkResult:
-every configuration's outcomes on the task's documents, and the time of each unique computation."""
+every configuration's outcomes on the task's documents, the time of each unique computation, the warm-up
+runs it made, and the machine's load while it ran (other processes' share of the CPUs)."""
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import Internal
@@ -27,6 +30,42 @@ class ChunkResult:
     outcomes: dict[str, list[DocumentOutcome]]  # configuration id -> outcomes, documents in order
     node_seconds: dict[str, float]  # unique computation -> wall seconds
     peak_mb: float
+    warmup_ms: dict[str, float] = field(default_factory=dict)  # variant id -> its warm-up run in this worker
+    other_cpu_share: float = 0.0  # CPU time of processes outside the sweep over the machine's CPU time, 0..1
+
+
+class LoadMeter:
+    """The machine's CPU time spent outside this sweep (the sweep: the process that started it and all its
+    children, the pool's workers included) over an interval, as a share of all CPUs' time."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._root = psutil.Process(os.getppid() if _WORKER else os.getpid())
+        self._cpus = psutil.cpu_count() or 1
+
+    def _sweep_cpu(self) -> float:
+        total = 0.0
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except self._psutil.Error:  # a child that ended in between
+                continue
+        return total
+
+    def _busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(t, "steal", 0.0)
+
+    def start(self) -> None:
+        self._wall, self._busy0, self._own0 = time.perf_counter(), self._busy(), self._sweep_cpu()
+
+    def share(self) -> float:
+        wall = time.perf_counter() - self._wall
+        other = (self._busy() - self._busy0) - (self._sweep_cpu() - self._own0)
+        return min(1.0, max(0.0, other / (wall * self._cpus))) if wall > 0 else 0.0
 
 
 def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
@@ -35,17 +74,22 @@ def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
     configs = [Configuration(*cid.split("|")) for cid in task.config_ids]
     outcomes: dict[str, list[DocumentOutcome]] = {c.id: [] for c in configs}
     node_seconds: dict[str, float] = {}
+    warmup_ms: dict[str, float] = {}
     batches = task.batches()
+    meter = LoadMeter()
+    meter.start()
     parts = [evaluate_batches(catalog, batches, configs)] if task.reuse else [
         evaluate_batches(catalog, batches, [c]) for c in configs]
+    share = meter.share()
     for k, part in enumerate(parts):
+        warmup_ms.update(part.warmup_ms)
         for cid, found in part.outcomes.items():
             outcomes[cid].extend(found)
         for node, t in part.nodes.items():
             key = f"{task.group[0]}#{node}" if task.reuse else f"{task.group[0]}#{configs[k].id}#{node}"
             node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb)
+    return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb, warmup_ms, share)
 
 
 def _init_worker(store_root: str) -> None:

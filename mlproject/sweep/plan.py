@@ -13,12 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.params import ParameterError, is_default, names, or_default, positive_float, positive_int
+from common.params import (
+    ParameterError,
+    is_default,
+    names,
+    non_negative_float,
+    non_negative_int,
+    or_default,
+    positive_float,
+    positive_int,
+)
 from corpus.records import Corpus, DocumentRef, GroundTruth
 from corpus.resolve import resolve_corpus
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
 from steps.errors import StepError
+from steps.latency import MeasureParams
 from steps.runner import Grid
 from steps.spec import PipelineSpec, Sla
 
@@ -39,6 +49,7 @@ class SweepRequest:
     reuse: bool = True
     report_root: Path = Path("reports")
     nested: bool = True  # False: run_config, one top-level run
+    measure: MeasureParams = MeasureParams()
 
     @property
     def configurations(self) -> list[Configuration]:
@@ -49,12 +60,15 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
                   distributions: str | Sequence[str] | None = None, n: Any = 30, seed: Any = 7,
                   batch_size: Any = None, workers: Any = 2, sla_ms: Any = None, preprocess: Any = None,
                   ocr: Any = None, classify: Any = None, extract: Any = None, name: str | None = None,
-                  reuse: bool = True, single: bool = False, report_root: Path = Path("reports")) -> SweepRequest:
+                  reuse: bool = True, single: bool = False, report_root: Path = Path("reports"),
+                  latency_repeats: Any = None, stability_pct: Any = None, max_measure_s: Any = None) -> SweepRequest:
     """Validate every parameter before anything runs; errors name the parameter and the valid choices.
 
     `single` (run_config): one configuration — one variant per step, the spec's default configuration for
-    every step not given — on one distribution, logged as one top-level run.
+    every step not given — on one distribution, logged as one top-level run. `latency_repeats`,
+    `stability_pct`, `max_measure_s`: how uncertain latencies are re-measured (default: the spec's `measure:`).
     """
+    measure = measure_params(spec.measure, latency_repeats, stability_pct, max_measure_s)
     grid_ids = {}
     for step, value in zip(STEPS, (preprocess, ocr, classify, extract), strict=True):
         chosen = names(value)
@@ -81,7 +95,23 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
     grid = Grid(**grid_ids)
     digest = hashlib.sha256(json.dumps([grid.as_dict(), dists, loaded.manifest_hash, batch]).encode()).hexdigest()
     return SweepRequest(loaded, dists, grid, batch, workers_n, sla, name or f"sweep-{digest[:8]}", reuse, report_root,
-                        nested=not single)
+                        nested=not single, measure=measure)
+
+
+def measure_params(defaults: MeasureParams, latency_repeats: Any = None, stability_pct: Any = None,
+                   max_measure_s: Any = None) -> MeasureParams:
+    """The spec's measuring defaults with the parameters given (each checked, named in its error)."""
+    import dataclasses
+
+    out = dataclasses.replace(
+        defaults,
+        repeats=defaults.repeats if is_default(latency_repeats) else non_negative_int("latency_repeats", latency_repeats),
+        stability_pct=defaults.stability_pct if is_default(stability_pct) else positive_float("stability_pct",
+                                                                                               stability_pct),
+        max_measure_s=defaults.max_measure_s if is_default(max_measure_s) else non_negative_float("max_measure_s",
+                                                                                                   max_measure_s))
+    out.validate()
+    return out
 
 
 def code_version(catalog: Catalog, config: Configuration) -> str:

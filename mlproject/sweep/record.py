@@ -13,8 +13,9 @@ import numpy as np
 from analysis.plots import confusion_png, step_breakdown_png
 from steps.base import STEPS
 from steps.catalog import Configuration
+from steps.latency import MeasureParams
 from steps.runner import DocumentOutcome
-from steps.scoring import Summary, latency_metrics
+from steps.scoring import Summary, latency_metrics, sla_verdict
 from steps.spec import Sla
 
 
@@ -28,6 +29,12 @@ class RunRecord:
     files: dict[str, bytes]  # artifact name -> content
     mean_latency_ms: float
     most_expensive_step: str = ""
+    outcomes: list[DocumentOutcome] | None = None  # kept while the sweep may re-measure the run's latency
+    contention: float = MeasureParams().contention
+
+    def verdict(self, sla: Sla) -> str:
+        """'met' / 'uncertain' / 'missed' (steps/latency.py; a miss under heavy contention is uncertain)."""
+        return sla_verdict(self.metrics, sla.end_to_end_ms, self.contention)
 
     @property
     def name(self) -> str:
@@ -36,11 +43,14 @@ class RunRecord:
     def description(self, sla: Sla) -> str:
         """One line for the MLflow run page: accuracy, latency against the SLA, where the time goes."""
         m = self.metrics
-        verdict = "met" if m.get("sla_met") else "missed"
+        measured = int(m.get("latency_measurements", 1))
+        load = m.get("load.other_cpu_share", 0.0)
         return (f"**{self.config.label}** on `{self.distribution}`: accuracy {m.get('accuracy', 0):.1%} "
                 f"({m.get('assertions_passed', 0):.0f}/{m.get('assertions_total', 0):.0f} assertions); p95 "
-                f"{m.get('latency_ms.p95', 0):.0f} ms per document, SLA {sla.end_to_end_ms:.0f} ms {verdict}; "
-                f"most expensive step: {self.most_expensive_step}.")
+                f"{m.get('latency_ms.p95', 0):.0f} ms per document (95% interval {m.get('latency_ms.p95_ci_low', 0):.0f}"
+                f"–{m.get('latency_ms.p95_ci_high', 0):.0f} ms, {measured} measurement{'s' * (measured > 1)}), "
+                f"SLA {sla.end_to_end_ms:.0f} ms **{self.verdict(sla)}**; most expensive step: "
+                f"{self.most_expensive_step}; other processes used {load:.0%} of the CPUs meanwhile.")
 
 
 def step_means(metrics: dict[str, float]) -> dict[str, float]:
@@ -48,14 +58,17 @@ def step_means(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def build_record(config: Configuration, distribution: str, outcomes: list[DocumentOutcome], sla: Sla,
-                 peak_mb: float, breakdown_plot: bool = False) -> RunRecord:
+                 peak_mb: float, breakdown_plot: bool = False, measure: MeasureParams | None = None,
+                 other_cpu_share: float = 0.0) -> RunRecord:
     summary = Summary()
     lines = []
     for outcome in outcomes:
         assertions = summary.add(outcome)
         row = {**outcome.to_json(), "assertions": assertions, "truth_l2": outcome.truth.l2 if outcome.truth else None}
         lines.append(json.dumps(row, ensure_ascii=False))
-    metrics = {**summary.metrics(), **latency_metrics(outcomes, sla), "peak_rss_mb": peak_mb}
+    measure = measure or MeasureParams()
+    metrics = {**summary.metrics(), **latency_metrics(outcomes, sla, measure, other_cpu_share), "peak_rss_mb": peak_mb,
+               "latency_measurements": 1.0}
     metrics = {k: float(v) for k, v in metrics.items() if v is not None}
     files = {"predictions.jsonl": ("\n".join(lines) + "\n").encode(),
              "step_latency.csv": step_latency_csv(outcomes).encode()}
@@ -73,7 +86,7 @@ def build_record(config: Configuration, distribution: str, outcomes: list[Docume
                                       f"where the time goes — most expensive step: {top}")
             files["step_breakdown.png"] = path.read_bytes()
     mean = sum(o.end_to_end_ms for o in outcomes) / len(outcomes)
-    return RunRecord(config, distribution, metrics, files, mean, top)
+    return RunRecord(config, distribution, metrics, files, mean, top, outcomes, measure.contention)
 
 
 def step_latency_csv(outcomes: list[DocumentOutcome]) -> str:

@@ -3,7 +3,8 @@ finished runs found again (resume), runs a dead sweep left RUNNING ended as KILL
 
 Tags: cardflow.kind (sweep | run-config | config-run), cardflow.config_id|config_hash|config_label,
 cardflow.distribution, cardflow.corpus_sha, cardflow.batch_size, cardflow.code (variant fingerprints +
-scoring version), cardflow.sweep_key, cardflow.most_expensive_step; every run has a description
+scoring version), cardflow.sweep_key, cardflow.most_expensive_step, cardflow.sla_verdict (met | uncertain |
+missed), cardflow.contention (heavy | light), cardflow.latency_measurements; every run has a description
 (mlflow.note.content) saying what it measured, and the parent logs the results as a table (results.json).
 """
 
@@ -87,7 +88,17 @@ def run_tags(req: SweepRequest, record: RunRecord, code: str, key: str) -> dict[
     return {"cardflow.kind": "config-run", "cardflow.config_id": config.id, "cardflow.config_hash": config.short_hash,
             "cardflow.distribution": record.distribution, "cardflow.corpus_sha": req.corpus.manifest_hash,
             "cardflow.batch_size": str(req.batch_size), "cardflow.code": code, "cardflow.sweep_key": key,
-            "cardflow.config_label": config.label, "cardflow.most_expensive_step": record.most_expensive_step}
+            "cardflow.config_label": config.label, "cardflow.most_expensive_step": record.most_expensive_step,
+            **verdict_tags(req, record)}
+
+
+def verdict_tags(req: SweepRequest, record: RunRecord) -> dict[str, str]:
+    """cardflow.sla_verdict (met | uncertain | missed), cardflow.contention (heavy | light), and
+    cardflow.latency_measurements."""
+    m = record.metrics
+    heavy = m.get("load.other_cpu_share", 0.0) > req.measure.contention
+    return {"cardflow.sla_verdict": record.verdict(req.sla), "cardflow.contention": "heavy" if heavy else "light",
+            "cardflow.latency_measurements": str(int(m.get("latency_measurements", 1)))}
 
 
 def run_params(req: SweepRequest, config: Configuration, distribution: str, catalog: Catalog,
@@ -127,3 +138,21 @@ def log_run(client, experiment_id: str, parent_id: str | None, req: SweepRequest
         tags["mlflow.parentRunId"] = parent_id
     return log_finished_run(client, experiment_id, record.name, tags, params, record.metrics, record.files,
                             description=description)
+
+
+def update_run(client, run_id: str, req: SweepRequest, record: RunRecord) -> None:
+    """A finished run re-measured: its latency metrics (logged again as step 1: MLflow shows the latest), its
+    verdict and measurement tags, its description."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    keys = [k for k in record.metrics if k.startswith(("latency_ms.", "step.", "sla")) or k in (
+        "throughput_docs_s", "cpu_utilisation", "cpu_ms_per_doc", "latency_measurements", "latency_settled",
+        "load.other_cpu_share")]
+    metrics = [Metric(k, float(record.metrics[k]), now, 1) for k in keys]
+    tags = [RunTag(k, v) for k, v in {**verdict_tags(req, record),
+                                      "mlflow.note.content": record.description(req.sla)}.items()]
+    for start in range(0, len(metrics), 900):  # MLflow takes at most 1000 metrics per batch
+        client.log_batch(run_id, metrics=metrics[start:start + 900], tags=tags if start == 0 else [])
