@@ -128,7 +128,8 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
         f"end to end (per-step budgets: {budgets}). Every p95 comes with a 95% interval (a bootstrap over the "
         "batches), and the verdict is three-way: **met** when the interval is under the budget, **missed** when it "
         "is over it, **uncertain** when it straddles it. Uncertain runs and those on a Pareto front were "
-        "re-measured in stability windows (`measured` counts the passes); the first run of each variant in a "
+        "re-measured: more passes over the same batches until two successive p95 estimates agree (`measured` "
+        "counts the passes); the first run of each variant in a "
         "worker is a warm-up, never counted. A run measured while other processes took more than "
         f"{measure_share:.0%} of the CPUs is flagged *heavy* under `contention`.{_measuring_note(data)}",
         "", "## The pipeline", "", OBJECTIVE, "",
@@ -165,7 +166,7 @@ def _measuring_note(data) -> str:
     info = data.manifest.get("measuring") or {}
     if not info:
         return ""
-    return (f" This sweep re-measured {info.get('runs_remeasured', 0)} runs in {info.get('windows', 0)} windows "
+    return (f" This sweep re-measured {info.get('runs_remeasured', 0)} runs in {info.get('windows', 0)} passes "
             f"({info.get('seconds', 0.0):.0f} s); verdicts at the end: {info.get('met', 0)} met, "
             f"{info.get('uncertain', 0)} uncertain, {info.get('missed', 0)} missed.")
 

@@ -47,8 +47,8 @@ class WorkOrder:
     out: str
     store: str = ""  # the caller's model store ("" : $CARDFLOW_MODELS or models/)
     # the stability rule (steps/latency.py): after the first window (the minimum above), more windows of as many
-    # batches until two successive windows' p95 agree within stability_pct, at most max_windows windows in all and
-    # while the timed work stays under max_seconds
+    # batches until two successive p95 estimates (over every batch so far) agree within stability_pct, at most
+    # max_windows windows in all and while the timed work stays under max_seconds
     max_windows: PositiveInt = 1
     stability_pct: NonNegativeFloat = 10.0
     max_seconds: NonNegativeFloat = 60.0
@@ -76,7 +76,7 @@ class Measurements:
     failures: int
     batching: str  # how the variant meets a batch (tensor, spread, sequential)
     windows: int = 1  # measuring windows timed (the stability rule)
-    stable: bool = False  # the last two windows' p95 agreed within the stability percentage
+    stable: bool = False  # the last two p95 estimates agreed within the stability percentage
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -162,7 +162,7 @@ def run_cell(order: WorkOrder) -> Measurements:
     while len(p95s) < order.max_windows and time.perf_counter() - wall0 < order.max_seconds:
         for _ in range(window):
             timed_batch()
-        p95s.append(_p95(batch_ms[-window:]))
+        p95s.append(_p95(batch_ms))  # the estimate over every batch timed so far
         settled = p95s[-2] > 0 and abs(p95s[-1] - p95s[-2]) <= order.stability_pct / 100.0 * p95s[-2]
         if settled:
             break

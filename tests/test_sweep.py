@@ -118,6 +118,18 @@ def test_sweep_runs_every_configuration_then_resumes(sweep_env) -> None:
     assert "## Where the time goes" in report and "The most expensive step is **ocr**" in report
     assert (reports / "t1" / "step_breakdown.png").is_file()
     assert {a.path for a in client.list_artifacts(parents[0].info.run_id)} >= {"sweep.json", "report"}
+    # latency: an interval and a verdict on every run; the Pareto-front runs of each distribution timed again
+    for run in nested:
+        m, tags = run.data.metrics, run.data.tags
+        assert m["latency_ms.p95_ci_low"] <= m["latency_ms.p95"] <= m["latency_ms.p95_ci_high"]
+        assert tags["cardflow.sla_verdict"] in ("met", "uncertain", "missed")
+        assert tags["cardflow.latency_measurements"] == str(int(m["latency_measurements"]))
+        assert 0.0 <= m["load.other_cpu_share"] <= 1.0 and m["cpu_ms_per_doc"] > 0
+    for dist in ("clean", "phone"):
+        assert any(r.data.metrics["latency_measurements"] >= 2 for r in nested
+                   if r.data.tags["cardflow.distribution"] == dist)
+    assert "p95 95% interval" in report and "| SLA " in report and "re-measured" in report
+    assert re.search(r"^latency: \d+ runs \(uncertain or on a Pareto front\) re-measured", first.stdout, re.MULTILINE)
 
     again = _cli(*_sweep_args(sweep_env["corpus"], reports, "t1"), env=env)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -1,11 +1,12 @@
 """Re-measuring what a sweep measured too roughly: after the sweep, the runs whose SLA verdict is uncertain and
 those on a distribution's accuracy–latency Pareto front are re-timed — the same tasks (the same batches,
-shared prefixes computed once) on the same pool, accuracy untouched — in windows like perf_analyzer's: one
-window is one pass over the run's batches, and a run stops when its last two windows' p95 agree within
-`stability_pct` (or after `repeats` windows, or when the sweep's `max_measure_s` are spent). Its latency is
-then recomputed — over the two windows that agreed when it settled (as perf_analyzer reports its stable
-windows: the first pass ran amid the whole sweep), else over every batch measured — with the machine's load
-over the same passes, and its run updated: metrics, verdict, the number of measurements."""
+shared prefixes computed once) on the same pool, accuracy untouched — in windows: one window is one more
+pass over the run's batches, and after each the run's p95 is estimated again over every batch measured so
+far (the first pass included); the run stops when two successive estimates agree within `stability_pct`
+(or after `repeats` windows, or when the sweep's `max_measure_s` are spent). A p95 over a few batches is
+their slowest one, so a single window is as noisy as the first pass: the estimate over all of them is what
+settles (measured: bench/bench_stability.py). Its latency, with the machine's load averaged over the same
+passes, replaces the run's metrics and verdict; `latency_measurements` counts the passes."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def choose(req: SweepRequest, records: Sequence[RunRecord]) -> list[RunRecord]:
     return chosen
 
 
-def _window_p95(outcomes: Sequence[DocumentOutcome]) -> float:
+def _p95(outcomes: Sequence[DocumentOutcome]) -> float:
     return float(np.percentile([o.end_to_end_ms for o in outcomes], 95))
 
 
@@ -94,7 +95,7 @@ def remeasure(req: SweepRequest, records: Sequence[RunRecord], catalog: Catalog,
                     shares.setdefault(key, []).append(chunk.other_cpu_share)
         for key, outcomes in found.items():
             passes[key].append((outcomes, sum(shares[key]) / len(shares[key])))
-            p95s[key].append(_window_p95(outcomes))
+            p95s[key].append(_p95([o for measured, _ in passes[key] for o in measured]))  # all batches so far
             if stable(p95s[key], params.stability_pct):
                 out.settled.append(key)
                 active.discard(key)
@@ -103,9 +104,8 @@ def remeasure(req: SweepRequest, records: Sequence[RunRecord], catalog: Catalog,
         if len(passes[key]) < 2:
             continue
         before = record.verdict(req.sla)
-        used = passes[key][-2:] if key in out.settled else passes[key]
-        pooled = [o for outcomes, _ in used for o in outcomes]
-        share = sum(s for _, s in used) / len(used)
+        pooled = [o for outcomes, _ in passes[key] for o in outcomes]
+        share = sum(s for _, s in passes[key]) / len(passes[key])
         record.metrics.update(latency_metrics(pooled, req.sla, params, share))
         record.metrics["latency_measurements"] = float(len(passes[key]))  # the first pass and each window
         record.metrics["latency_settled"] = float(key in out.settled)

@@ -16,7 +16,13 @@ def print_summary(result: SweepResult, rows: int = 12) -> None:
     data = load_sweep(result.parent_run_id, client_for())
     print(f"\nsweep: {result.logged} runs logged, {result.skipped} already finished (skipped), "
           f"{result.wall_s:.0f} s; parent run {result.parent_run_id}")
-    print("\nBest configuration per distribution (within the SLA):")
+    again = result.remeasured
+    if again.chosen:
+        verdicts = list(result.verdicts.values())
+        print(f"latency: {len(again.chosen)} runs (uncertain or on a Pareto front) re-measured in {again.windows} "
+              f"window{'s' * (again.windows != 1)}, {again.seconds:.0f} s, {len(again.settled)} settled; verdicts "
+              + ", ".join(f"{verdicts.count(v)} {v}" for v in ("met", "uncertain", "missed")))
+    print("\nBest configuration per distribution (surely within the SLA: its p95 interval under the budget):")
     print(best_per_distribution(data.runs).to_string(index=False))
     print("\nMost robust configurations (worst case across distributions):")
     print(robustness(data.runs).head(rows).to_string())
