@@ -72,43 +72,16 @@ class Identity:
         return {"id_card": self.issuer.id_mrz, "passport": "TD3"}.get(self.l1)
 
     def mrz_lines(self) -> tuple[str, ...]:
-        if self.l1 == "id_card" and self.issuer.id_mrz == "TD2":
-            return mrz.td2(
-                issuer=self.issuer.code,
-                document_number=self.document_number,
-                birth=self.birth,
-                sex=self.sex,
-                expiry=self.expiry,
-                nationality=self.issuer.code,
-                surname=self.surname,
-                given_names=self.given_names,
-                optional=self.personal_number if "personal_number" in self.fields() else "",
-            )
-        if self.l1 == "id_card":
-            return mrz.td1(
-                issuer=self.issuer.code,
-                document_number=self.document_number,
-                birth=self.birth,
-                sex=self.sex,
-                expiry=self.expiry,
-                nationality=self.issuer.code,
-                surname=self.surname,
-                given_names=self.given_names,
-                optional=self.personal_number if "personal_number" in self.fields() else "",
-            )
-        if self.l1 == "passport":
-            return mrz.td3(
-                issuer=self.issuer.code,
-                document_number=self.document_number,
-                birth=self.birth,
-                sex=self.sex,
-                expiry=self.expiry,
-                nationality=self.issuer.code,
-                surname=self.surname,
-                given_names=self.given_names,
-                personal_number=self.personal_number if "personal_number" in self.fields() else "",
-            )
-        return ()
+        kind = self.mrz_format
+        if kind is None:
+            return ()
+        personal = self.personal_number if "personal_number" in self.fields() else ""
+        common = {"issuer": self.issuer.code, "document_number": self.document_number, "birth": self.birth,
+                  "sex": self.sex, "expiry": self.expiry, "nationality": self.issuer.code, "surname": self.surname,
+                  "given_names": self.given_names}
+        if kind == "TD3":
+            return mrz.td3(**common, personal_number=personal)
+        return (mrz.td2 if kind == "TD2" else mrz.td1)(**common, optional=personal)
 
 
 @lru_cache(maxsize=16)

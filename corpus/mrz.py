@@ -28,6 +28,16 @@ def yymmdd(day: date) -> str:
     return day.strftime("%y%m%d")
 
 
+def _number(document_number: str, optional: str) -> tuple[str, str]:
+    """The document number with its check digit (10 characters) and the optional data after it: a number
+    longer than 9 characters runs on into the optional data (ICAO 9303-5 note j, 9303-6): its first 9
+    characters, '<' at the check digit's place, then the rest and the whole number's check digit."""
+    number = transliterate(document_number)
+    if len(number) > 9:
+        return f"{number[:9]}{FILLER}", number[9:] + check_digit(number) + transliterate(optional)
+    return f"{_pad(number, 9)}{check_digit(_pad(number, 9))}", optional
+
+
 def _pad(text: str, width: int) -> str:
     text = transliterate(text)
     if len(text) > width:
@@ -49,15 +59,9 @@ def td1(
     optional2: str = "",
     doc_code: str = "ID",
 ) -> tuple[str, str, str]:
-    """Three 30-character lines of a TD1 (identity card) MRZ. A document number longer than 9 characters
-    runs on into the optional data (ICAO 9303-5 note j): its first 9 characters, '<' at the check digit's
-    place, then the rest, the check digit of the whole number, and the optional data after it."""
-    number = transliterate(document_number)
-    if len(number) > 9:
-        upper = f"{number[:9]}{FILLER}{_pad(number[9:] + check_digit(number) + transliterate(optional), 15)}"
-    else:
-        upper = f"{_pad(number, 9)}{check_digit(_pad(number, 9))}{_pad(optional, 15)}"
-    line1 = f"{_pad(doc_code, 2)}{_pad(issuer, 3)}{upper}"
+    """Three 30-character lines of a TD1 (identity card) MRZ (a long document number: `_number`)."""
+    head, optional = _number(document_number, optional)
+    line1 = f"{_pad(doc_code, 2)}{_pad(issuer, 3)}{head}{_pad(optional, 15)}"
     dob, exp = yymmdd(birth), yymmdd(expiry)
     line2 = f"{dob}{check_digit(dob)}{sex}{exp}{check_digit(exp)}{_pad(nationality, 3)}{_pad(optional2, 11)}"
     line2 += check_digit(line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29])
@@ -78,13 +82,9 @@ def td2(
     optional: str = "",
     doc_code: str = "ID",
 ) -> tuple[str, str]:
-    """Two 36-character lines of a TD2 MRZ (ICAO 9303-6): names on the first line, the data on the second;
-    a number longer than 9 characters runs on into the optional data as in TD1."""
-    number = transliterate(document_number)
-    if len(number) > 9:
-        head, optional = f"{number[:9]}{FILLER}", number[9:] + check_digit(number) + transliterate(optional)
-    else:
-        head = f"{_pad(number, 9)}{check_digit(_pad(number, 9))}"
+    """Two 36-character lines of a TD2 MRZ (ICAO 9303-6): names on the first line, the data on the second
+    (a long document number: `_number`)."""
+    head, optional = _number(document_number, optional)
     line1 = f"{_pad(doc_code, 2)}{_pad(issuer, 3)}{name_field(surname, given_names, 31)}"
     dob, exp = yymmdd(birth), yymmdd(expiry)
     line2 = f"{head}{_pad(nationality, 3)}{dob}{check_digit(dob)}{sex}{exp}{check_digit(exp)}{_pad(optional, 7)}"
