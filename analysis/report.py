@@ -38,8 +38,16 @@ ASSERTIONS = [
 ]
 
 
+def _escape(value):
+    """A cell with its '|' escaped (configuration labels carry them), so that a markdown table keeps its columns."""
+    return value.replace("|", "\\|") if isinstance(value, str) else value
+
+
 def _md_table(df: pd.DataFrame, index: bool = False) -> str:
-    return df.to_markdown(index=index)
+    cells = df.map(_escape)
+    if index:
+        cells.index = [_escape(label) for label in cells.index]
+    return cells.to_markdown(index=index)
 
 
 def _catalog_section(data: SweepData, catalog: Catalog) -> tuple[str, str]:
@@ -91,12 +99,7 @@ def _mrz_section(data: SweepData, client, csv_path: Path) -> str:
         "accuracy in the tables below understates these documents: these columns are the ones to compare. Also "
         "in `mrz_real.csv`.", "",
         "Best per distribution (most MRZs exact, then most documents with every field right, then lower p95):", "",
-        _md_table(_cells(best_by_mrz(table))), "", _md_table(_cells(table)), ""])
-
-
-def _cells(df: pd.DataFrame) -> pd.DataFrame:
-    """Configuration labels with their '|' escaped, so that a markdown table keeps its columns."""
-    return df.assign(configuration=df["configuration"].str.replace("|", "\\|", regex=False))
+        _md_table(best_by_mrz(table)), "", _md_table(table), ""])
 
 
 def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, client=None) -> Path:
