@@ -15,16 +15,24 @@ distribution) whose verdict flips (before: any change; after: met ↔ missed onl
 `uncertain` is not a flip), and the wall time of each mode (the cost of re-measuring).
 
     make bench-stability            (BENCH_N, BENCH_REPEATS to change the 16 documents and the 3 runs)
+    python bench/bench_stability.py --sla-ms 1300 --hog 2
+                                    a budget near the p95s, and a CPU hog (two busy processes, not the sweep's)
+                                    beside both modes' second run: the issue's scenario, a run under contention
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from corpus.generate import GenerateSpec, generate
@@ -37,7 +45,39 @@ CONFIGS = {"preprocess": "otsu:gray,rectify:gray", "ocr": "tesseract:lstm-fast-m
 DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast", "mixed")
 
 
-def _sweep(tmp: Path, corpus: Path, mode: str, k: int, workers: int) -> tuple[dict, float]:
+HOG = """
+import os, sys
+if os.fork() == 0:
+    os.setsid()
+    for _ in range(2):
+        if os.fork() == 0:
+            with open(sys.argv[1], "a") as fh:
+                fh.write(f"{os.getpid()}\\n")
+            while True:
+                pass
+    os._exit(0)
+"""
+
+
+@contextlib.contextmanager
+def cpu_hog(on: bool, tmp: Path) -> Iterator[None]:
+    """Two busy processes, detached (not the sweep's children), for the block; nothing when not `on`."""
+    if not on:
+        yield
+        return
+    pids = tmp / f"hog-{time.monotonic_ns()}.pids"
+    subprocess.run([sys.executable, "-c", HOG, str(pids)], check=True)
+    while not pids.exists() or len(pids.read_text().split()) < 2:
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        for pid in pids.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def _sweep(tmp: Path, corpus: Path, mode: str, k: int, workers: int, sla_ms: float | None) -> tuple[dict, float]:
     from mlflow.tracking import MlflowClient
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / f'{mode}-{k}.db'}"
@@ -46,7 +86,8 @@ def _sweep(tmp: Path, corpus: Path, mode: str, k: int, workers: int) -> tuple[di
     catalog = default_catalog()
     spec = load_spec(catalog)
     request = build_request(catalog=catalog, spec=spec, corpus=corpus, workers=workers, name=f"{mode}-{k}",
-                            report_root=tmp / "reports", latency_repeats=0 if mode == "before" else None, **CONFIGS)
+                            report_root=tmp / "reports", latency_repeats=0 if mode == "before" else None,
+                            sla_ms=sla_ms, **CONFIGS)
     started = time.perf_counter()
     result = run_sweep(request, catalog, spec=spec, progress=False, write_report=False)
     wall = time.perf_counter() - started
@@ -75,6 +116,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=int(os.environ.get("BENCH_N", "16")))
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sla-ms", type=float, help="end-to-end budget (default: the spec's, 3000 ms)")
+    parser.add_argument("--hog", type=int, default=0, help="run number (1-based) that runs beside a CPU hog, in both "
+                        "modes (default 0: none)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench-stability/bench_stability.json"))
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cardflow-bench-stability-"))
@@ -84,10 +128,11 @@ def main() -> None:
     walls: dict[str, list[float]] = {"before": [], "after": []}
     for k in range(args.repeats):  # the modes interleaved: both see the same drift of the machine
         for mode in ("before", "after"):
-            got, wall = _sweep(tmp, corpus, mode, k, args.workers)
+            with cpu_hog(k + 1 == args.hog, tmp):
+                got, wall = _sweep(tmp, corpus, mode, k, args.workers, args.sla_ms)
             runs[mode].append(got)
             walls[mode].append(wall)
-            print(f"{mode} #{k + 1}: {wall:.0f} s", flush=True)
+            print(f"{mode} #{k + 1}: {wall:.0f} s{' (beside a CPU hog)' if k + 1 == args.hog else ''}", flush=True)
     summary = {}
     for mode in ("before", "after"):
         print(f"\n{mode}:")
