@@ -26,14 +26,13 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from hog import cpu_hog  # bench/hog.py (this script's folder)
 
 from corpus.generate import GenerateSpec, generate
 from mlproject.sweep import build_request, run_sweep
@@ -45,36 +44,14 @@ CONFIGS = {"preprocess": "otsu:gray,rectify:gray", "ocr": "tesseract:lstm-fast-m
 DISTRIBUTIONS = ("clean", "scan", "phone", "lowlight", "glare", "colorcast", "mixed")
 
 
-HOG = """
-import os, sys
-if os.fork() == 0:
-    os.setsid()
-    for _ in range(2):
-        if os.fork() == 0:
-            with open(sys.argv[1], "a") as fh:
-                fh.write(f"{os.getpid()}\\n")
-            while True:
-                pass
-    os._exit(0)
-"""
-
-
 @contextlib.contextmanager
-def cpu_hog(on: bool, tmp: Path) -> Iterator[None]:
-    """Two busy processes, detached (not the sweep's children), for the block; nothing when not `on`."""
+def _hog(on: bool, tmp: Path) -> Iterator[None]:
+    """The CPU hog (bench/hog.py) for the block when `on`."""
     if not on:
         yield
         return
-    pids = tmp / f"hog-{time.monotonic_ns()}.pids"
-    subprocess.run([sys.executable, "-c", HOG, str(pids)], check=True)
-    while not pids.exists() or len(pids.read_text().split()) < 2:
-        time.sleep(0.05)
-    try:
+    with cpu_hog(tmp):
         yield
-    finally:
-        for pid in pids.read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
 
 
 def _sweep(tmp: Path, corpus: Path, mode: str, k: int, workers: int, sla_ms: float | None) -> tuple[dict, float]:
@@ -128,7 +105,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {"before": [], "after": []}
     for k in range(args.repeats):  # the modes interleaved: both see the same drift of the machine
         for mode in ("before", "after"):
-            with cpu_hog(k + 1 == args.hog, tmp):
+            with _hog(k + 1 == args.hog, tmp):
                 got, wall = _sweep(tmp, corpus, mode, k, args.workers, args.sla_ms)
             runs[mode].append(got)
             walls[mode].append(wall)

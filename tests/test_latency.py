@@ -4,12 +4,10 @@ the sweep's children)."""
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import os
-import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -113,33 +111,18 @@ def test_bad_measuring_parameters_are_refused_by_name(tmp_path: Path) -> None:
 
 # ── a sweep beside a CPU hog ──────────────────────────────────────────────────────────────────────────
 
-HOG = textwrap.dedent("""
-    import os, sys
-    # two busy processes, detached (double fork): their parent is init, not the test or the sweep
-    if os.fork() == 0:
-        os.setsid()
-        for _ in range(2):
-            if os.fork() == 0:
-                with open(sys.argv[1], "a") as fh:
-                    fh.write(f"{os.getpid()}\\n")
-                while True:
-                    pass
-        os._exit(0)
-""")
+def _hog_module():
+    spec = importlib.util.spec_from_file_location("hog", ROOT / "bench" / "hog.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture()
 def cpu_hog(tmp_path: Path):
-    pids = tmp_path / "hog.pids"
-    subprocess.run([sys.executable, "-c", HOG, str(pids)], check=True)
-    for _ in range(50):
-        if pids.exists() and len(pids.read_text().split()) == 2:
-            break
-        time.sleep(0.1)
-    yield
-    for pid in pids.read_text().split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
+    with _hog_module().cpu_hog(tmp_path) as pids:
+        assert len(pids) == 2
+        yield
 
 
 def _run_config(env: dict, corpus: Path, sla_ms: float, repeats: int) -> subprocess.CompletedProcess:
