@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate(sub)
     _profile(sub)
     _registry(sub)
+    _serve(sub)
     _project(sub)
     return parser
 
@@ -333,6 +334,25 @@ def _registry(sub) -> None:
     ld.add_argument("--cache", type=Path, help="cache folder (default $CARDFLOW_REGISTRY_CACHE or ~/.cache/cardflow/registry)")
     ld.set_defaults(run=lambda a, ctx: _module("registry_commands").load_version(a.step, a.model, alias=a.alias, version=a.version,
                                                                       cache=a.cache))
+
+
+def _serve(sub) -> None:
+    srv = sub.add_parser("serve", help="serve registered versions over KServe's V2 protocol (`cardflow serve --help`)",
+                         add_help=False, prefix_chars="\0",
+                         description="Runs `python -m serving` with the same arguments: serving is a layer of its "
+                                     "own (ARCHITECTURE.md), so the server runs in a process of its own.")
+    srv.add_argument("args", nargs=argparse.REMAINDER, help="`cardflow serve --help` lists the subcommands")
+    srv.set_defaults(run=lambda a, ctx: _serving(a.args))
+
+
+def _serving(args: list[str]) -> int:
+    """Replace this process with `python -m serving ARGS` (its exit status is the command's)."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "serving", *args])
+    return 0  # not reached
 
 
 def _project(sub) -> None:

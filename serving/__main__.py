@@ -1,0 +1,86 @@
+"""`python -m serving` (what `cardflow serve` runs): the serving commands, each a process of its own.
+
+    python -m serving step --step ocr --model tesseract --alias champion [--port 8080]
+
+Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), and for an error the one error table's (common/errors.py):
+2 for an unknown model, version or alias, 4 when the registry is unreachable with no verified cached copy.
+The router, `serve up` and `serve reload` (issue 12) are not built yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from common.errors import CardflowError, outcome
+from steps.base import STEPS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cardflow serve", description="Serve registered versions (MLflow Model "
+                                     "Registry) with KServe, one server per step.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    st = sub.add_parser("step", help="one step server: a registered version behind V2 (/v2/models/cardflow-<step>)",
+                        description="Load a registered version through the registry loader (verified, cached; the "
+                                    "verified cache with a warning when the registry is unreachable) and serve it over "
+                                    "the Open Inference Protocol (V2) REST with adaptive batching and Prometheus "
+                                    "metrics at /metrics, until Ctrl-C.")
+    st.add_argument("--step", required=True, choices=STEPS, help="the step to serve")
+    st.add_argument("--model", required=True, help="the step's model: tesseract or cardflow.ocr.tesseract")
+    which = st.add_mutually_exclusive_group(required=True)
+    which.add_argument("--alias", help="serve the version this alias names, e.g. champion")
+    which.add_argument("--version", help="serve this version number")
+    st.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; the container uses 0.0.0.0)")
+    st.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    st.add_argument("--max-batch-size", type=int, help="documents per run(batch) call (default: the SLA's batch size)")
+    st.add_argument("--max-batch-delay-ms", type=float, default=10.0,
+                    help="how long the first waiting request waits for batch-mates (default 10)")
+    st.add_argument("--max-request-mb", type=float, default=32.0, help="largest request body, MB (default 32)")
+    st.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image, pixels (default 40,000,000)")
+    st.add_argument("--threads", type=int, default=1, help="threads the variant uses on a batch (default 1)")
+    return parser
+
+
+def serve_step(args: argparse.Namespace) -> int:
+    from serving.app import ServerSettings, run
+    from serving.step_model import StepModel, StepSettings
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+    from tracking.edge import fail_over_fast
+
+    fail_over_fast()
+    for name in ("port", "max_batch_size", "max_pixels", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"cardflow serve: error: parameter --{name.replace('_', '-')} must be at least 1, got {value}")
+    sla = load_spec(default_catalog()).sla
+    budget_ms = sla.steps_ms.get(args.step)
+    settings = StepSettings(max_batch_size=args.max_batch_size or sla.batch_size,
+                            max_batch_delay_ms=args.max_batch_delay_ms, max_pixels=args.max_pixels,
+                            threads=args.threads, budget_s=budget_ms / 1000 if budget_ms else None)
+    served = StepModel(args.step, args.model, alias=args.alias, version=args.version, settings=settings)
+    served.load()
+    run([served], ServerSettings(host=args.host, port=args.port,
+                                 max_request_bytes=int(args.max_request_mb * 1024 * 1024)),
+        step=args.step, labels=lambda: served.served.labels)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return {"step": serve_step}[args.command](args)
+    except CardflowError as exc:
+        print(f"cardflow serve: error: {exc}", file=sys.stderr)
+        return outcome(exc).exit_code
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
