@@ -41,7 +41,52 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--max-request-mb", type=float, default=32.0, help="largest request body, MB (default 32)")
     st.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image, pixels (default 40,000,000)")
     st.add_argument("--threads", type=int, default=1, help="threads the variant uses on a batch (default 1)")
+    rt = sub.add_parser("router", help="the pipeline endpoint /v2/models/cardflow/infer over the step servers",
+                        description="Serve the whole pipeline at /v2/models/cardflow/infer: call the step servers in "
+                                    "order (each step's V2 response is the next step's request), with per-step "
+                                    "timeouts, retries on connection errors only, the request id and traceparent "
+                                    "passed on, and every step's latency, version and alias in the response.")
+    rt.add_argument("--steps", required=True,
+                    help="the step servers, in order: preprocess=URL,ocr=URL,classify=URL,extract=URL")
+    rt.add_argument("--timeout-s", default="30", help="per-step timeout in seconds: one number, or step=seconds,… "
+                                                      "(default 30)")
+    rt.add_argument("--retries", type=int, default=2, help="extra attempts after a connection error (default 2)")
+    rt.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    rt.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    rt.add_argument("--max-request-mb", type=float, default=32.0, help="largest request body, MB (default 32)")
     return parser
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise SystemExit(f"cardflow serve: error: parameter {what}: expected step=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def serve_router(args: argparse.Namespace) -> int:
+    from serving.app import ServerSettings, run
+    from serving.router import PipelineRouter, RouterSettings, StepTarget
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+
+    urls = _pairs(args.steps, "--steps")
+    if "=" in args.timeout_s:
+        timeouts = {k: float(v) for k, v in _pairs(args.timeout_s, "--timeout-s").items()}
+    else:
+        timeouts = dict.fromkeys(urls, float(args.timeout_s))
+    sla = load_spec(default_catalog()).sla
+    budgets = {step: ms / 1000 for step, ms in sla.steps_ms.items()} | {"pipeline": sla.end_to_end_ms / 1000}
+    targets = tuple(StepTarget(step, url, timeouts.get(step, 30.0)) for step, url in urls.items())
+    router = PipelineRouter(RouterSettings(targets, retries=args.retries, budgets_s=budgets))
+    router.load()
+    run([router], ServerSettings(host=args.host, port=args.port,
+                                 max_request_bytes=int(args.max_request_mb * 1024 * 1024)),
+        step="pipeline", labels=lambda: ("pipeline", "cardflow", "", ""))
+    return 0
 
 
 def serve_step(args: argparse.Namespace) -> int:
@@ -74,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"step": serve_step}[args.command](args)
+        return {"step": serve_step, "router": serve_router}[args.command](args)
     except CardflowError as exc:
         print(f"cardflow serve: error: {exc}", file=sys.stderr)
         return outcome(exc).exit_code
