@@ -25,7 +25,6 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from common.errors import Unavailable
 from registry.loader import Loader
-from registry.package import model_name
 from serving import metrics as m
 from serving.batcher import AdaptiveBatcher
 from serving.v2 import (
@@ -191,8 +190,3 @@ class StepModel(Model):
                 m.MRZ_CHECKS.labels(*labels, "absent" if valid is None else "valid" if valid else "invalid").inc()
                 if signals["field_format_valid"] is not None:
                     m.FIELD_FORMAT.labels(*labels).observe(signals["field_format_valid"])
-
-
-def registered_name(step: str, model: str) -> str:
-    return model if model.startswith("cardflow.") else model_name(step, model)
-

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,8 +120,6 @@ def check_pixels(step: str, rows: Sequence[Mapping[str, str]], max_pixels: int) 
     """Refuse an image over the pixel limit before decoding it (PNG and JPEG headers carry the size)."""
     if "image_b64" not in codec(step).reads:
         return
-    import io
-
     from PIL import Image, UnidentifiedImageError
 
     for k, row in enumerate(rows):
@@ -151,13 +150,6 @@ def output_tensors(rows: Sequence[Mapping[str, str]], names: Sequence[str]) -> l
 
 def input_tensors(rows: Sequence[Mapping[str, str]], names: Sequence[str]) -> list[dict[str, Any]]:
     return output_tensors(rows, names)
-
-
-def rows_from_outputs(outputs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Rows from a V2 response's JSON `outputs` (what a client or the router reads back)."""
-    columns = {o["name"]: list(o.get("data") or []) for o in outputs}
-    count = max((len(v) for v in columns.values()), default=0)
-    return [{name: (values[k] if k < len(values) else "") for name, values in columns.items()} for k in range(count)]
 
 
 def response_as_request(body: Any) -> Any:
