@@ -83,6 +83,26 @@ class ColdStart(Variant):
         return item
 
 
+def test_runs_measured_under_heavy_load_near_the_budget_are_re_measured() -> None:
+    from types import SimpleNamespace
+
+    from mlproject.sweep.record import RunRecord
+    from mlproject.sweep.remeasure import choose
+    from steps.catalog import Configuration
+
+    def record(low: float, high: float, share: float) -> RunRecord:
+        metrics = {"latency_ms.p95": (low + high) / 2, "latency_ms.p95_ci_low": low, "latency_ms.p95_ci_high": high,
+                   "load.other_cpu_share": share, "accuracy": 0.9}
+        return RunRecord(Configuration("a", "b", "c", "d"), "clean", metrics, {}, 0.0, outcomes=[object()])
+
+    req = SimpleNamespace(sla=Sla(batch_size=4, end_to_end_ms=1000.0), measure=MeasureParams())
+    assert choose(req, [record(600, 800, 0.6)])  # met, but under heavy load within 2× of the budget
+    assert choose(req, [record(1200, 1900, 0.6)])  # missed under load: uncertain, chosen anyway
+    assert not choose(req, [record(600, 800, 0.1)])  # met on a quiet machine: a certain verdict stands
+    assert not choose(req, [record(100, 200, 0.6)])  # far under the budget even under load
+    assert not choose(req, [record(2500, 3000, 0.1)])  # far over it, quiet
+
+
 def test_the_first_run_in_a_process_is_a_warm_up_never_counted() -> None:
     from steps.runner import BatchResult
 
