@@ -4,7 +4,10 @@
 
 Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), and for an error the one error table's (common/errors.py):
 2 for an unknown model, version or alias, 4 when the registry is unreachable with no verified cached copy.
-The router, `serve up` and `serve reload` (issue 12) are not built yet.
+    python -m serving router --steps preprocess=URL,ocr=URL,classify=URL,extract=URL
+    python -m serving reload URL [URL ...]      # after `cardflow registry promote`: swap to the new champion
+
+`serve up` (the whole local stack in one command) is not built yet.
 """
 
 from __future__ import annotations
@@ -54,7 +57,51 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     rt.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     rt.add_argument("--max-request-mb", type=float, default=32.0, help="largest request body, MB (default 32)")
+    rl = sub.add_parser("reload", help="make running servers re-resolve their alias and swap to what it names",
+                        description="After `cardflow registry promote`: ask each server (a step server, or the router, "
+                                    "which asks every step server) to re-resolve its alias through the V2 repository "
+                                    "`load` endpoint; a server swaps to the new version between batches, so requests "
+                                    "in flight finish on the version they started with. A server pinned to a version "
+                                    "keeps it.")
+    rl.add_argument("urls", nargs="+", metavar="URL", help="a server's base URL, e.g. http://127.0.0.1:8080")
+    rl.add_argument("--timeout-s", type=float, default=120.0, help="how long one server may take (default 120)")
     return parser
+
+
+def serve_reload(args: argparse.Namespace) -> int:
+    import httpx
+
+    from common.errors import NotFound, Unavailable
+
+    for url in args.urls:
+        base = url.rstrip("/")
+        try:
+            listed = httpx.get(f"{base}/v1/models", timeout=10)
+            for name in listed.json().get("models", []):
+                answer = httpx.post(f"{base}/v2/repository/models/{name}/load", json={}, timeout=args.timeout_s)
+                data = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+                if answer.status_code == 404:
+                    raise NotFound(f"{base}: {data.get('error', answer.text[:300])}")
+                if answer.status_code != 200:
+                    raise Unavailable(f"{base}: reloading {name} answered HTTP {answer.status_code}: "
+                                      f"{data.get('error', answer.text[:300])}")
+                _say_reloaded(base, name, data)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"server {base} is unreachable ({type(exc).__name__}: {exc})") from exc
+    return 0
+
+
+def _say_reloaded(base: str, name: str, data: dict) -> None:
+    import json
+
+    if "steps" in data:  # the router: one answer per step server
+        for step, answer in json.loads(data["steps"]).items():
+            _say_reloaded(base, f"{name}/{step}", answer)
+        return
+    version, before = data.get("cardflow.version", "?"), data.get("previous_version")
+    what = f"version {before} → {version}" if data.get("changed") else f"version {version} (unchanged)"
+    alias = f" @{data['cardflow.alias']}" if data.get("cardflow.alias") else ""
+    print(f"{base} {name}: {data.get('cardflow.model', '')}{alias} {what}")
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
@@ -119,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"step": serve_step, "router": serve_router}[args.command](args)
+        return {"step": serve_step, "router": serve_router, "reload": serve_reload}[args.command](args)
     except CardflowError as exc:
         print(f"cardflow serve: error: {exc}", file=sys.stderr)
         return outcome(exc).exit_code
