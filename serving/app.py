@@ -111,8 +111,11 @@ class V2Middleware:
             rewritten = response_as_request(parsed)
             if rewritten is not parsed:
                 body = orjson.dumps(rewritten)
-                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-                         + [(b"content-length", str(len(body)).encode())]}
+            # A JSON body is JSON whatever its content-type says (tritonclient sends none): KServe reads a body
+            # without `application/json` as binary and wants the binary extension's header.
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                          if k.lower() not in (b"content-length", b"content-type")]
+                     + [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]}
         sent = False
 
         async def replay():
