@@ -1,18 +1,18 @@
 """`python -m serving` (what `cardflow serve` runs): the serving commands, each a process of its own.
 
     python -m serving step --step ocr --model tesseract --alias champion [--port 8080]
-
-Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), and for an error the one error table's (common/errors.py):
-2 for an unknown model, version or alias, 4 when the registry is unreachable with no verified cached copy.
     python -m serving router --steps preprocess=URL,ocr=URL,classify=URL,extract=URL
     python -m serving reload URL [URL ...]      # after `cardflow registry promote`: swap to the new champion
 
-`serve up` (the whole local stack in one command) is not built yet.
+Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), and for an error the one error table's (common/errors.py):
+2 for an unknown model, version or alias, 4 when the registry (or a server to reload) is unreachable with no
+verified cached copy. `serve up` (the whole local stack in one command) is not built yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -92,8 +92,6 @@ def serve_reload(args: argparse.Namespace) -> int:
 
 
 def _say_reloaded(base: str, name: str, data: dict) -> None:
-    import json
-
     if "steps" in data:  # the router: one answer per step server
         for step, answer in json.loads(data["steps"]).items():
             _say_reloaded(base, f"{name}/{step}", answer)

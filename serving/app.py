@@ -113,9 +113,10 @@ class V2Middleware:
                 body = orjson.dumps(rewritten)
             # A JSON body is JSON whatever its content-type says (tritonclient sends none): KServe reads a body
             # without `application/json` as binary and wants the binary extension's header.
-            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
-                                          if k.lower() not in (b"content-length", b"content-type")]
-                     + [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]}
+            if rewritten is not parsed or not headers.get("content-type", "").startswith("application/json"):
+                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                              if k.lower() not in (b"content-length", b"content-type")]
+                         + [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]}
         sent = False
 
         async def replay():
