@@ -124,9 +124,8 @@ def serve_router(args: argparse.Namespace) -> int:
     else:
         timeouts = dict.fromkeys(urls, float(args.timeout_s))
     sla = load_spec(default_catalog()).sla
-    budgets = {step: ms / 1000 for step, ms in sla.steps_ms.items()} | {"pipeline": sla.end_to_end_ms / 1000}
     targets = tuple(StepTarget(step, url, timeouts.get(step, 30.0)) for step, url in urls.items())
-    router = PipelineRouter(RouterSettings(targets, retries=args.retries, budgets_s=budgets))
+    router = PipelineRouter(RouterSettings(targets, retries=args.retries, budget_s=sla.end_to_end_ms / 1000))
     router.load()
     run([router], ServerSettings(host=args.host, port=args.port,
                                  max_request_bytes=int(args.max_request_mb * 1024 * 1024)),

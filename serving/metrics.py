@@ -13,7 +13,8 @@ low fixed label sets — `step` (preprocess, ocr, classify, extract, or `pipelin
 | cardflow_compute_duration_seconds | histogram | step, model, version, alias | one `run(batch)` call |
 | cardflow_batch_size | histogram | step, model, version, alias | documents per `run(batch)` call |
 | cardflow_in_flight_requests | gauge | step | requests being served now |
-| cardflow_sla_violations_total | counter | step | requests slower than the step's (or end-to-end) budget |
+| cardflow_sla_violations_total | counter | step | requests slower than the step's budget (`pipeline`: end to end) |
+| cardflow_sla_budget_seconds | gauge | step | the budget a server counts violations against (alerts compare p95 to it) |
 | cardflow_model_info | gauge (1) | step, model, version, alias | what is served |
 | cardflow_documents_total | counter | step, model, version, alias, outcome | documents out: ok / failed |
 | cardflow_mrz_checks_total | counter | step, model, version, alias, result | extracted MRZs: valid / invalid / absent |
@@ -58,8 +59,9 @@ COMPUTE_SECONDS = Histogram("cardflow_compute_duration_seconds", "One run(batch)
 BATCH_SIZE = Histogram("cardflow_batch_size", "Documents per run(batch) call", SERVED,
                        buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64))
 IN_FLIGHT = Gauge("cardflow_in_flight_requests", "Requests being served now", ["step"])
-SLA_VIOLATIONS = Counter("cardflow_sla_violations", "Requests slower than their budget (per step; `pipeline`: "
-                         "end to end)", ["step"])
+SLA_VIOLATIONS = Counter("cardflow_sla_violations", "Requests slower than their budget (a step server: its step's; "
+                         "the router: `pipeline`, end to end)", ["step"])
+SLA_BUDGET = Gauge("cardflow_sla_budget_seconds", "The SLA budget this server counts violations against", ["step"])
 MODEL_INFO = Gauge("cardflow_model_info", "The version served (1 for the one being served)", SERVED)
 DOCUMENTS = Counter("cardflow_documents", "Documents out of a step, by outcome (ok / failed)", [*SERVED, "outcome"])
 MRZ_CHECKS = Counter("cardflow_mrz_checks", "Extracted MRZs by check-digit result (valid / invalid / absent)",
@@ -78,3 +80,13 @@ def set_model_info(step: str, model: str, version: str, alias: str, previous: tu
         with contextlib.suppress(KeyError):
             MODEL_INFO.remove(*previous)
     MODEL_INFO.labels(step, model, version, alias).set(1)
+
+
+def initialise(step: str, labels: tuple[str, ...]) -> None:
+    """Create the outcome series of a newly served version at 0, so a ratio over them (valid MRZs, failed documents)
+    is 0 rather than absent until the first document of each kind."""
+    for outcome in ("ok", "failed"):
+        DOCUMENTS.labels(*labels, outcome)
+    if step == "extract":
+        for result in ("valid", "invalid", "absent"):
+            MRZ_CHECKS.labels(*labels, result)

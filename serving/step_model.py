@@ -105,10 +105,13 @@ class StepModel(Model):
         previous = self.served.labels if self.served else None
         self.served = served
         m.set_model_info(*served.labels, previous=previous if previous != served.labels else None)
+        m.initialise(self.step, served.labels)
         log.info("%s: serving %s version %s%s (%s, %s)", self.name, served.model, served.version,
                  f" @{served.alias}" if served.alias else "", served.variant_id, served.origin)
 
     def load(self) -> bool:
+        if self.settings.budget_s is not None:
+            m.SLA_BUDGET.labels(self.step).set(self.settings.budget_s)
         self._install(self._resolve())
         self.ready = True
         return self.ready

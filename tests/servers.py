@@ -1,10 +1,13 @@
 """Real servers on 127.0.0.1 for the registry tests: moto's S3 API server (MinIO cannot be installed
-here, so moto stands in for it: the same S3 API through boto3), a private PostgreSQL cluster, and
-`mlflow server` processes proxying artifacts to S3 (`--artifacts-destination`)."""
+here, so moto stands in for it: the same S3 API through boto3), a private PostgreSQL cluster,
+`mlflow server` processes proxying artifacts to S3 (`--artifacts-destination`), and Prometheus (Debian's)
+with serving/monitoring's config and rules."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -154,3 +157,45 @@ def start_postgres(work: Path) -> Postgres:
                   "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"])
     _as_postgres([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"])
     return Postgres(f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/mlflow", data, bin_dir)
+
+
+@dataclass
+class Prometheus:
+    url: str
+    proc: subprocess.Popen
+
+    def api(self, path: str, **params: str):
+        from urllib.parse import urlencode
+
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{urlencode(params)}", timeout=10) as answer:
+            body = json.loads(answer.read())
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        return self.api("query", query=expr)["result"]
+
+
+def start_prometheus(work: Path, targets: dict[str, str], monitoring: Path) -> Prometheus:
+    """serving/monitoring's prometheus.yml and rules, unchanged but for three things a test cannot wait for:
+    scrapes and rule evaluations every second (not 15 s), alerts firing without their `for:` hold (promtool's unit
+    tests, serving/monitoring/tests, check the holds), and the targets file naming this test's servers
+    ({server: host:port})."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: run `make system-deps` (Debian package prometheus)"
+    config = work / "monitoring"
+    shutil.copytree(monitoring, config)
+    text = (config / "prometheus.yml").read_text()
+    (config / "prometheus.yml").write_text(re.sub(r"(scrape|evaluation)_interval: \S+", r"\1_interval: 1s", text))
+    alerts = config / "rules" / "alerts.yml"
+    alerts.write_text(re.sub(r"\bfor: \S+", "for: 0s", alerts.read_text()))
+    (config / "targets" / "local.json").write_text(json.dumps(
+        [{"targets": [hostport], "labels": {"server": server}} for server, hostport in targets.items()]))
+    port = free_port()
+    log = work / "prometheus.log"
+    proc = subprocess.Popen([binary, f"--config.file={config / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/-/ready", 30, proc, log)
+    return Prometheus(url, proc)

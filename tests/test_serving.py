@@ -32,6 +32,7 @@ BUCKET = "cardflow-serving"
 CONFIG = {"preprocess": "preprocess/channel:gray", "ocr": "ocr/tesseract:lstm-fast",
           "classify": "classify/tfidf-logreg:l2", "extract": "extract/mrz-first:v1"}
 MODELS = {"preprocess": "channel", "ocr": "tesseract", "classify": "tfidf-logreg", "extract": "mrz-first"}
+STEPS_SERVED = tuple(MODELS)
 NEXT_CLASSIFIER = "classify/tfidf-logreg:l1"  # registered second: version 2 of cardflow.classify.tfidf-logreg
 PASSPORT = REAL_DEV / "mrz_more" / "images" / "usa_passport_nelson_sample.jpg"
 
@@ -307,6 +308,79 @@ def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(stack, images
     assert docs == len(requests) - 1  # every good document once; the bad one never reached a batch
     assert batches < docs  # concurrent requests shared run(batch) calls
     assert max(int(a["parameters"]["cardflow.batch_size"]) for _, a in answers[:-1]) > 1
+
+
+LABELS = {"__name__", "step", "model", "version", "alias", "code", "le", "outcome", "result", "job", "instance",
+          "server"}
+# Panels with data after a few requests through the router (the others read series that need errors or failures).
+PANELS_WITH_DATA = {"Requests per second", "Servers up", "In-flight requests", "p95 latency vs budget",
+                    "p50 / p99 latency", "SLA violations", "Each step as the router saw it (p95)", "Queue vs compute",
+                    "Batch size", "MRZ check digits", "Confidence", "Fields and failures", "Served versions"}
+
+
+def test_prometheus_scrapes_every_server_and_an_sla_breach_fires_its_alert(stack, images, tmp_path) -> None:
+    """A real Prometheus with serving/monitoring's config and rules scrapes the four step servers and the router.
+    The breach is real: classify's 60 ms batch window (the fixture's --max-batch-delay-ms) is over its 50 ms budget,
+    so every lone classify request misses its SLA, and nothing else does."""
+    from servers import start_prometheus
+
+    from tests.test_monitoring import MONITORING, concrete, dashboard_queries
+
+    servers = {**{step: p.hostport for step, p in stack["steps"].items()}, "router": stack["router"].hostport}
+    prom = start_prometheus(tmp_path, servers, MONITORING)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            active = prom.api("targets")["activeTargets"]
+            if len(active) == 5 and all(t["health"] == "up" for t in active):
+                break
+            time.sleep(0.5)
+        assert sorted(t["labels"]["server"] for t in active if t["health"] == "up") == sorted(servers)
+        url = _infer_url(stack["router"], "cardflow")
+        classify_ms = []
+        started = time.monotonic()
+        while time.monotonic() - started < 6:  # lone requests across several scrapes
+            status, answer = _post(url, _request(images[:1]))
+            assert status == 200
+            classify_ms.append(float(answer["parameters"]["cardflow.classify.latency_ms"]))
+        assert min(classify_ms) > 50  # the breach the alert must see: every classify call over its 50 ms
+
+        firing: list[dict] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not firing:
+            firing = [a for a in prom.api("alerts")["alerts"]
+                      if a["labels"]["alertname"] == "CardflowStepLatencyOverSLA" and a["state"] == "firing"]
+            time.sleep(0.5)
+        assert [a["labels"]["step"] for a in firing] == ["classify"], prom.api("alerts")
+        assert firing[0]["labels"]["severity"] == "warning"
+        assert float(firing[0]["value"]) > 0.05
+        assert firing[0]["annotations"]["summary"] == "classify: p95 latency over its SLA budget"
+
+        ok = prom.query('cardflow_requests_total{code="200"}')
+        assert {s["metric"]["step"] for s in ok} == {*STEPS_SERVED, "pipeline"}
+        for series in ok:
+            if series["metric"]["step"] != "pipeline":
+                assert series["metric"]["alias"] == "champion" and series["metric"]["version"].isdigit(), series
+                assert series["metric"]["model"] == f"cardflow.{series['metric']['step']}." \
+                                                   f"{MODELS[series['metric']['step']]}"
+        info = {s["metric"]["step"]: s["metric"] for s in prom.query("cardflow_model_info == 1")}
+        assert set(info) == set(STEPS_SERVED)
+        budgets = {s["metric"]["step"]: float(s["value"][1]) for s in prom.query("step:cardflow_sla_budget_seconds:max")}
+        assert budgets == {"preprocess": 0.25, "ocr": 2.5, "classify": 0.05, "extract": 0.4, "pipeline": 3.0}
+        p95 = {s["metric"]["step"]: float(s["value"][1])
+               for s in prom.query("step:cardflow_request_duration_seconds:p95_rate5m")}
+        assert set(p95) == {*STEPS_SERVED, "pipeline"} and p95["classify"] > 0.05
+        # low, fixed label sets: never a request or document id
+        assert set(prom.api("labels", **{"match[]": '{__name__=~"cardflow_.+|step.*:cardflow_.+"}'})) <= LABELS
+
+        empty = []
+        for title, expr in dashboard_queries():
+            result = prom.query(concrete(expr))  # every query is valid PromQL (status success)
+            if title in PANELS_WITH_DATA and not result:
+                empty.append((title, expr))
+        assert not empty, f"dashboard panels with no data: {empty}"
+    finally:
+        stop(prom.proc)
 
 
 def test_after_promote_and_reload_the_next_request_reports_the_new_version(stack, images) -> None:
