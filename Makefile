@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo test test-fast lint lock system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
+.PHONY: help venv dev demo test test-fast lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,6 +59,9 @@ bench-stability: $(STAMP)  ## the same sweep 3× measured the old and the new wa
 
 bench-real: $(STAMP)  ## real documents (../shared/data/real-dev): exact MRZ, all fields, s/doc vs SLA per configuration
 	$(BIN)/python bench/bench_real.py --workers $(WORKERS)
+
+k8s-rules: $(STAMP)  ## regenerate serving/k8s/monitoring/prometheusrule.yaml from serving/monitoring/rules
+	$(BIN)/python serving/monitoring/render_prometheusrule.py
 
 lock:  ## re-resolve the pinned dependencies into requirements.lock
 	rm -rf /tmp/cardflow-lock-venv && $(PYTHON) -m venv /tmp/cardflow-lock-venv

@@ -1,14 +1,19 @@
-"""The team registry's deployment files: compose.yaml and the Kubernetes manifests under serving/k8s.
+"""The deployment files: compose.yaml and the Kubernetes manifests under serving/k8s (the registry, the served
+pipeline, its monitoring).
 
 No container engine nor Kubernetes API server runs here, so these are checked offline: compose.yaml
 structurally (services, health checks, named volumes, secrets only from the git-ignored env file), the
-manifests rendered by `kubectl kustomize` and validated against the Kubernetes 1.32 schemas (strict)."""
+manifests rendered by `kubectl kustomize`, core kinds validated against the Kubernetes 1.32 schemas (strict),
+KServe and Prometheus Operator resources against their CRDs' schemas (../shared/schemas, strict: an unknown
+field fails), and the chains, selectors and rules checked against what they must agree with."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +21,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / "deploy" / "registry.env.example"
+SCHEMAS = ROOT.parent / "shared" / "schemas"
+CRDS = {("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inferenceservices.yaml",
+        ("serving.kserve.io", "InferenceGraph"): "kserve/serving.kserve.io_inferencegraphs.yaml",
+        ("monitoring.coreos.com", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
+        ("monitoring.coreos.com", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
+        ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml"}
 
 
 def _example_keys() -> set[str]:
@@ -77,17 +88,69 @@ def rendered(tmp_path_factory) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
+def _strict(schema: dict) -> dict:
+    """A CRD's openAPIV3Schema that refuses unknown fields, as the API server does (structural schemas prune or,
+    with kubectl --validate=strict, reject them): additionalProperties false wherever properties are listed and
+    unknown fields are not preserved."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out \
+                and not out.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def _validator(api_version: str, kind: str):
+    import jsonschema
+
+    group, version = api_version.split("/")
+    crd = yaml.load((SCHEMAS / CRDS[(group, kind)]).read_text(), Loader=yaml.CSafeLoader)
+    served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
+    # Draft 4, as the CRD schemas are OpenAPI v3 (their Go regexes are not all Python's, so the schema itself is
+    # not checked against the metaschema: only the document against the schema)
+    return jsonschema.Draft4Validator(_strict(served["schema"]["openAPIV3Schema"]))
+
+
+def validate_custom(doc: dict) -> None:
+    """Validate a custom resource against its CRD's schema for its apiVersion (strict)."""
+    _validator(doc["apiVersion"], doc["kind"]).validate(doc)
+
+
 def test_kubernetes_manifests_render_and_validate_strictly(rendered: list[dict]) -> None:
     import kubernetes_validate
 
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
-    assert [k for k, _ in kinds].count("Deployment") == 2
+    assert {name for kind, name in kinds if kind == "Deployment"} == {"minio", "mlflow", "cardflow-router"}
     assert ("StatefulSet", "postgres") in kinds and ("Job", "minio-create-bucket") in kinds
-    assert {name for kind, name in kinds if kind == "Service"} == {"minio", "postgres", "mlflow"}
+    assert {name for kind, name in kinds if kind == "Service"} == {"minio", "postgres", "mlflow", "cardflow-router"}
+    assert {name for kind, name in kinds if kind == "InferenceService"} == {
+        "cardflow-preprocess", "cardflow-ocr", "cardflow-classify", "cardflow-extract"}
+    assert [k for k, _ in kinds].count("InferenceGraph") == 1 and [k for k, _ in kinds].count("NetworkPolicy") == 2
+    assert {"PodMonitor", "ServiceMonitor", "PrometheusRule"} <= {k for k, _ in kinds}
     for doc in rendered:
-        kubernetes_validate.validate(doc, "1.32.0", strict=True)
+        if (doc["apiVersion"].split("/")[0], doc["kind"]) in CRDS:
+            validate_custom(doc)
+        else:
+            kubernetes_validate.validate(doc, "1.32.0", strict=True)
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "cardflow", doc["metadata"]["name"]
+
+
+def test_the_crd_validation_refuses_an_unknown_field_and_a_wrong_type(rendered: list[dict]) -> None:
+    import jsonschema
+
+    isvc = next(d for d in rendered if d["kind"] == "InferenceService")
+    graph = next(d for d in rendered if d["kind"] == "InferenceGraph")
+    typo = {**isvc, "spec": {"predictor": {**isvc["spec"]["predictor"], "minReplica": 1}}}
+    with pytest.raises(jsonschema.ValidationError, match="minReplica"):
+        validate_custom(typo)
+    wrong = {**graph, "spec": {**graph["spec"], "timeout": "sixty"}}
+    with pytest.raises(jsonschema.ValidationError, match="sixty"):
+        validate_custom(wrong)
 
 
 def test_kubernetes_secrets_come_from_the_generated_secret(rendered: list[dict]) -> None:
@@ -111,3 +174,107 @@ def test_kubernetes_secrets_come_from_the_generated_secret(rendered: list[dict])
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://$(POSTGRES_USER):$(POSTGRES_PASSWORD)@postgres")
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://$(CARDFLOW_BUCKET)/mlflow"
     assert container["image"] == "localhost/cardflow/mlflow-server:3.17.2"
+
+
+def _by(rendered: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in rendered if d["kind"] == kind}
+
+
+def _router_args(rendered: list[dict]) -> list[str]:
+    return _by(rendered, "Deployment")["cardflow-router"]["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_each_step_inference_service_serves_the_default_configurations_champion(rendered: list[dict]) -> None:
+    from steps.base import STEPS
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+
+    default = load_spec(default_catalog()).default
+    services = _by(rendered, "InferenceService")
+    for step in STEPS:
+        isvc = services[f"cardflow-{step}"]
+        predictor = isvc["spec"]["predictor"]
+        container = predictor["containers"][0]
+        args = container["args"]
+        flag = dict(zip(args[2::2], args[3::2], strict=False))
+        family = getattr(default, step).split("/", 1)[1].split(":")[0]  # preprocess/channel:gray -> channel
+        assert container["command"] == ["cardflow"] and args[:2] == ["serve", "step"]
+        assert flag == {"--step": step, "--model": family, "--alias": "champion", "--host": "0.0.0.0", "--port": "8080"}
+        assert container["image"] == "localhost/cardflow/serving:0.1.0"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert predictor["securityContext"]["runAsNonRoot"] is True
+        assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert env["CARDFLOW_REGISTRY_CACHE"].startswith(tuple(mounts))  # the cache is on a writable volume
+        assert predictor["labels"] == {"app.kubernetes.io/component": "step", "cardflow.io/step": step}
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+
+
+def test_the_inference_graph_chains_the_same_steps_in_the_same_order_as_the_router(rendered: list[dict]) -> None:
+    from serving.router import StepTarget
+    from steps.base import STEPS
+
+    graph = _by(rendered, "InferenceGraph")["cardflow"]["spec"]["nodes"]
+    assert set(graph) == {"root"} and graph["root"]["routerType"] == "Sequence"
+    steps = graph["root"]["steps"]
+    assert [s["name"] for s in steps] == list(STEPS)
+    assert [s["data"] for s in steps] == ["$request"] + ["$response"] * (len(STEPS) - 1)
+    args = _router_args(rendered)
+    chain = dict(item.split("=", 1) for item in args[args.index("--steps") + 1].split(","))
+    assert list(chain) == list(STEPS)  # the router's order is the graph's
+    for step in steps:
+        # the graph calls exactly the URL the router calls for that step, on that step's InferenceService
+        assert step["serviceUrl"] == StepTarget(step["name"], chain[step["name"]], 10).infer_url
+        assert chain[step["name"]] == f"http://cardflow-{step['name']}-predictor"
+    assert set(_by(rendered, "InferenceService")) == {f"cardflow-{s}" for s in STEPS}
+    timeouts = dict(item.split("=") for item in args[args.index("--timeout-s") + 1].split(","))
+    assert list(timeouts) == list(STEPS)
+    assert sum(map(float, timeouts.values())) <= _by(rendered, "InferenceGraph")["cardflow"]["spec"]["timeout"]
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def test_network_policies_and_monitors_select_the_pods_they_are_for(rendered: list[dict]) -> None:
+    step_labels = [isvc["spec"]["predictor"]["labels"] for isvc in _by(rendered, "InferenceService").values()]
+    router = _by(rendered, "Deployment")["cardflow-router"]
+    router_labels = router["spec"]["template"]["metadata"]["labels"]
+    policies = _by(rendered, "NetworkPolicy")
+    steps_policy = policies["cardflow-steps"]["spec"]
+    assert all(_selects(steps_policy["podSelector"], labels) for labels in step_labels)
+    assert not _selects(steps_policy["podSelector"], router_labels)
+    sources = steps_policy["ingress"][0]["from"]
+    assert any("podSelector" in s and _selects(s["podSelector"], router_labels) for s in sources)
+    assert {"serving.kserve.io/inferencegraph": "cardflow"} in [s.get("podSelector", {}).get("matchLabels")
+                                                                 for s in sources]
+    assert steps_policy["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    mlflow = _by(rendered, "Deployment")["mlflow"]["spec"]["template"]["metadata"]["labels"]
+    assert _selects(steps_policy["egress"][0]["to"][0]["podSelector"], mlflow)
+    assert _selects(policies["cardflow-router"]["spec"]["podSelector"], router_labels)
+
+    pods = _by(rendered, "PodMonitor")["cardflow-steps"]["spec"]
+    assert all(_selects(pods["selector"], labels) for labels in step_labels)
+    ports = {p["name"] for isvc in _by(rendered, "InferenceService").values()
+             for p in isvc["spec"]["predictor"]["containers"][0]["ports"]}
+    assert pods["podMetricsEndpoints"][0]["port"] in ports
+    service = _by(rendered, "Service")["cardflow-router"]
+    monitor = _by(rendered, "ServiceMonitor")["cardflow-router"]["spec"]
+    assert _selects(monitor["selector"], service["metadata"]["labels"])
+    assert monitor["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    for endpoint in [*pods["podMetricsEndpoints"], *monitor["endpoints"]]:
+        # the same job label as serving/monitoring/prometheus.yml, which the alert rules select on
+        assert {"action": "replace", "targetLabel": "job", "replacement": "cardflow"} in endpoint["relabelings"]
+        assert endpoint["path"] == "/metrics"
+
+
+def test_the_prometheus_rule_is_the_rule_files(rendered: list[dict]) -> None:
+    monitoring = ROOT / "serving" / "monitoring"
+    check = subprocess.run([sys.executable, str(monitoring / "render_prometheusrule.py"), "--check"],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    groups = [g for name in ("recording.yml", "alerts.yml")
+              for g in yaml.safe_load((monitoring / "rules" / name).read_text())["groups"]]
+    assert _by(rendered, "PrometheusRule")["cardflow"]["spec"]["groups"] == groups
