@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo test test-fast lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
+.PHONY: help venv dev demo serve test test-fast lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -35,6 +35,9 @@ system-deps:  ## Debian packages the tests need (installs them with apt when mis
 
 demo: $(STAMP)  ## the main job: corpus, training, default sweep, report (no server)
 	$(BIN)/cardflow demo --workers $(WORKERS)
+
+serve: $(STAMP)  ## the served pipeline on this machine: step servers, router, Prometheus (cardflow serve up; Ctrl-C stops)
+	$(BIN)/cardflow serve up
 
 test: $(DEV_STAMP) system-deps  ## the whole test suite
 	$(BIN)/python -m pytest -q

@@ -342,12 +342,18 @@ def _serve(sub) -> None:
                          description="Runs `python -m serving` with the same arguments: serving is a layer of its "
                                      "own (ARCHITECTURE.md), so the server runs in a process of its own.")
     srv.add_argument("args", nargs=argparse.REMAINDER, help="`cardflow serve --help` lists the subcommands")
-    srv.set_defaults(run=lambda a, ctx: _serving(a.args))
+    srv.set_defaults(run=lambda a, ctx: _serving(a.args, ctx))
 
 
-def _serving(args: list[str]) -> int:
-    """Replace this process with `python -m serving ARGS` (its exit status is the command's)."""
+def _serving(args: list[str], ctx) -> int:
+    """Replace this process with `python -m serving ARGS` (its exit status is the command's). `serve up` may have
+    to register the classifier it serves: the classifiers are trained first when they never were (as `demo` does)."""
     import os
+
+    if args[:1] == ["up"] and not {"-h", "--help"} & set(args):
+        from mlproject.train import ensure_trained
+
+        ensure_trained(ctx.catalog, ctx.spec.grid["classify"], spec=ctx.spec)
 
     sys.stdout.flush()
     sys.stderr.flush()

@@ -2,11 +2,13 @@
 
     python -m serving step --step ocr --model tesseract --alias champion [--port 8080]
     python -m serving router --steps preprocess=URL,ocr=URL,classify=URL,extract=URL
-    python -m serving reload URL [URL ...]      # after `cardflow registry promote`: swap to the new champion
+    python -m serving reload [URL ...]          # after `cardflow registry promote`: swap to the new champion
+    python -m serving up [--port 8080]          # the whole local stack: four step servers, router, Prometheus
 
 Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), and for an error the one error table's (common/errors.py):
 2 for an unknown model, version or alias, 4 when the registry (or a server to reload) is unreachable with no
-verified cached copy. `serve up` (the whole local stack in one command) is not built yet.
+verified cached copy, 3 when `serve up` finds a gate refusing the version it would serve; `serve up` exits 1 when a
+server dies on its own (the stack stops).
 """
 
 from __future__ import annotations
@@ -63,17 +65,50 @@ def build_parser() -> argparse.ArgumentParser:
                                     "`load` endpoint; a server swaps to the new version between batches, so requests "
                                     "in flight finish on the version they started with. A server pinned to a version "
                                     "keeps it.")
-    rl.add_argument("urls", nargs="+", metavar="URL", help="a server's base URL, e.g. http://127.0.0.1:8080")
+    rl.add_argument("urls", nargs="*", metavar="URL", help="a server's base URL, e.g. http://127.0.0.1:8080 (default: "
+                                                       "the router of the stack `serve up` runs from --state-dir)")
     rl.add_argument("--timeout-s", type=float, default=120.0, help="how long one server may take (default 120)")
+    rl.add_argument("--state-dir", default=".cardflow/serve", help="where `serve up` keeps its state (default "
+                                                                  ".cardflow/serve)")
+    up = sub.add_parser("up", help="the whole local stack: four step servers, the router and Prometheus, until Ctrl-C",
+                        description="Serve a configuration (the spec's default unless --config) from the registry: "
+                                    "a step whose model has no version at --alias gets its variant registered and "
+                                    "promoted through the gates first. Starts a step server per step (ports PORT+1 … "
+                                    "PORT+4), the router (PORT) and, when installed, Prometheus with "
+                                    "serving/monitoring's rules; prints the URLs; Ctrl-C stops them all.")
+    up.add_argument("--config", help="variants as 'preprocess | ocr | classify | extract', e.g. "
+                                     "'channel:gray | tesseract:lstm-fast | tfidf-logreg:l2 | mrz-first:v1'")
+    up.add_argument("--alias", default="champion", help="the alias every step serves (default champion)")
+    up.add_argument("--port", type=int, default=8080, help="the router's port; steps take the next four (default 8080)")
+    up.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus's port; 0: no Prometheus "
+                                                                      "(default 9090)")
+    up.add_argument("--state-dir", default=".cardflow/serve", help="logs, Prometheus data and the state file "
+                                                                  "(default .cardflow/serve)")
+    up.add_argument("--workers", type=int, default=2, help="processes for the gates' evaluation (default 2)")
+    up.add_argument("--start-timeout-s", type=float, default=180.0, help="how long a server may take to be ready "
+                                                                         "(default 180)")
     return parser
+
+
+def serve_up(args: argparse.Namespace) -> int:
+    from serving.up import up
+
+    for name in ("port", "workers"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"cardflow serve: error: parameter --{name}: must be at least 1, got {getattr(args, name)}")
+    if not 1 <= args.port <= 65535 - len(STEPS):
+        raise SystemExit(f"cardflow serve: error: parameter --port: {args.port} leaves no room for the four step "
+                         "servers after it")
+    return up(args)
 
 
 def serve_reload(args: argparse.Namespace) -> int:
     import httpx
 
     from common.errors import NotFound, Unavailable
+    from serving.up import state_urls
 
-    for url in args.urls:
+    for url in args.urls or state_urls(args.state_dir):
         base = url.rstrip("/")
         try:
             listed = httpx.get(f"{base}/v1/models", timeout=10)
@@ -162,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        return {"step": serve_step, "router": serve_router, "reload": serve_reload}[args.command](args)
+        return {"step": serve_step, "router": serve_router, "reload": serve_reload, "up": serve_up}[args.command](args)
     except CardflowError as exc:
         print(f"cardflow serve: error: {exc}", file=sys.stderr)
         return outcome(exc).exit_code
