@@ -138,3 +138,14 @@ def test_every_sla_budget_of_the_spec_is_a_bucket_edge() -> None:
     budgets = [*sla.steps_ms.values(), sla.end_to_end_ms]
     assert len(budgets) == 5
     assert all(ms / 1000 in m.BUCKETS for ms in budgets), (budgets, m.BUCKETS)
+
+
+def test_every_alert_links_to_a_runbook_section_that_exists() -> None:
+    """runbook_url: docs/operations.md#<anchor>, the anchor being a heading there (GitHub's slug)."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+               for line in text.splitlines() if line.startswith("#")}
+    for rule in _rules("alerts.yml"):
+        page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert page == "docs/operations.md" and anchor in anchors, (rule["alert"], anchor)
+        assert rule["alert"] in text, rule["alert"]  # and the section names the alert
