@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo serve test test-fast lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
+.PHONY: help venv dev demo serve test test-fast test-image image-serving lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -41,6 +41,26 @@ serve: $(STAMP)  ## the served pipeline on this machine: step servers, router, P
 
 test: $(DEV_STAMP) system-deps  ## the whole test suite
 	$(BIN)/python -m pytest -q
+
+# The serving image: podman (with runc and explicit ulimits, as ENVIRONMENT.md measured) on a debootstrapped Debian
+# base; the host's CA bundle goes in as a build secret for pip behind a TLS-intercepting proxy (not kept in the image).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+SERVING_IMAGE ?= localhost/cardflow/serving:$(VERSION)
+BASE_IMAGE ?= localhost/cardflow/bookworm-python:3.11
+PODMAN := podman --runtime runc
+PODMAN_BUILD_FLAGS ?=
+comma := ,
+CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
+CA_SECRET := $(if $(wildcard $(CA_BUNDLE)),--secret id=ca_bundle$(comma)src=$(CA_BUNDLE))
+
+image-serving:  ## build the serving image (Dockerfile target serving) with podman on a local Debian base
+	bash deploy/base-image.sh $(BASE_IMAGE)
+	$(PODMAN) build --format docker --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $(PODMAN_BUILD_FLAGS) \
+	  $(CA_SECRET) \
+	  --target serving --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SERVING_IMAGE) .
+
+test-image: $(DEV_STAMP) image-serving  ## build the serving image, run four step containers and the router, call them
+	CARDFLOW_SERVING_IMAGE=$(SERVING_IMAGE) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/image_serving.py
 
 test-fast: $(DEV_STAMP)  ## tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -57,8 +57,13 @@ def server_key(uri: str) -> str:
 @contextlib.contextmanager
 def _locked(folder: Path):
     """One process at a time verifies, downloads or discards a model's cached copies."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / ".lock", "w")  # noqa: SIM115 — closed below, after the lock is released
+    except OSError as exc:
+        raise RegistryError(f"the registry cache {folder} cannot be written ({exc.strerror}): point "
+                            "CARDFLOW_REGISTRY_CACHE (or --cache) at a writable folder") from exc
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -199,3 +199,23 @@ def start_prometheus(work: Path, targets: dict[str, str], monitoring: Path) -> P
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/-/ready", 30, proc, log)
     return Prometheus(url, proc)
+
+
+def register_champions(tracking_uri: str, store, champions: list[str], also: list[str] = (), env: dict | None = None):
+    """Register `champions` (variant ids) then `also` on the registry at `tracking_uri`, and point each champion's
+    model's `champion` alias at its version. Returns the registered entries, in that order."""
+    import pytest
+    from mlflow.tracking import MlflowClient
+
+    from registry.register import register_all
+    from steps.catalog import default_catalog
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**(env or {}), "MLFLOW_TRACKING_URI": tracking_uri, "CARDFLOW_MODELS": str(store.root)}.items():
+            mp.setenv(key, value)
+        registered = register_all(default_catalog(store), store, variant_ids=[*champions, *also])
+        client = MlflowClient(tracking_uri)
+        for entry in registered:
+            if entry.variant_id in champions:
+                client.set_registered_model_alias(entry.name, "champion", entry.version)
+    return registered

@@ -567,3 +567,27 @@ def test_with_the_server_down_the_cached_copy_loads_with_a_warning(champions, se
                          timeout=120)
     # Unavailable (try again), the error table's exit 4: not bad input
     assert out.returncode == 4 and server.url in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_unwritable_cache_is_a_clear_error_naming_it(tmp_path) -> None:
+    """A read-only cache folder (a container without a writable volume there) is an error naming the folder and
+    the setting, not a traceback."""
+    import pytest as _pytest
+
+    from registry.errors import RegistryError
+    from registry.loader import _locked
+
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores the mode bits: make it a file in the way instead
+            locked.chmod(0o700)
+            locked.rmdir()
+            locked.write_text("not a folder")
+        with _pytest.raises(RegistryError, match=r"registry cache .*ro/model cannot be written.*CARDFLOW_REGISTRY_CACHE"), \
+                _locked(locked / "model"):
+            pass
+    finally:
+        if locked.is_dir():
+            locked.chmod(0o700)

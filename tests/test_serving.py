@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import S3_KEYS, free_port, start_mlflow, start_s3, stop, wait_http
+from servers import S3_KEYS, free_port, register_champions, start_mlflow, start_s3, stop, wait_http
 
 from steps.modelstore import ModelStore
 from tests.conftest import REAL_DEV, ROOT
@@ -73,9 +73,6 @@ def stack(trained_store: ModelStore, tmp_path_factory):
     step servers and the router, each a process of its own; the servers hold no S3 credentials."""
     from mlflow.tracking import MlflowClient
 
-    from registry.register import register_all
-    from steps.catalog import default_catalog
-
     work = tmp_path_factory.mktemp("serving")
     s3 = start_s3(work)
     s3.create_bucket(BUCKET)
@@ -84,35 +81,28 @@ def stack(trained_store: ModelStore, tmp_path_factory):
     env.update(MLFLOW_TRACKING_URI=mlflow_server.url, CARDFLOW_MODELS=str(trained_store.root),
                CARDFLOW_REGISTRY_CACHE=str(work / "registry-cache"))
     procs: list[Proc] = []
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        registered = register_all(default_catalog(trained_store), trained_store,
-                                  variant_ids=[*CONFIG.values(), NEXT_CLASSIFIER])
-        client = MlflowClient(mlflow_server.url)
-        for entry in registered:
-            if entry.variant_id in CONFIG.values():
-                client.set_registered_model_alias(entry.name, "champion", entry.version)
-        try:
-            steps = {}
-            for step, model in MODELS.items():
-                port = free_port()
-                extra = ["--max-batch-delay-ms", "60"] if step == "classify" else []
-                steps[step] = _start(_cli("serve", "step", "--step", step, "--model", model, "--alias", "champion",
-                                          "--port", str(port), *extra), env, work / f"{step}.log", port)
-                procs.append(steps[step])
+    registered = register_champions(mlflow_server.url, trained_store, list(CONFIG.values()), [NEXT_CLASSIFIER], env)
+    client = MlflowClient(mlflow_server.url)
+    try:
+        steps = {}
+        for step, model in MODELS.items():
             port = free_port()
-            chain = ",".join(f"{step}={server.url}" for step, server in steps.items())
-            router = _start(_cli("serve", "router", "--steps", chain, "--timeout-s", "20", "--port", str(port)), env,
-                            work / "router.log", port)
-            procs.append(router)
-            yield {"steps": steps, "router": router, "env": env, "registered": registered, "work": work,
-                   "client": client}
-        finally:
-            for p in procs:
-                stop(p.proc)
-            stop(mlflow_server.proc)
-            stop(s3.proc)
+            extra = ["--max-batch-delay-ms", "60"] if step == "classify" else []
+            steps[step] = _start(_cli("serve", "step", "--step", step, "--model", model, "--alias", "champion",
+                                      "--port", str(port), *extra), env, work / f"{step}.log", port)
+            procs.append(steps[step])
+        port = free_port()
+        chain = ",".join(f"{step}={server.url}" for step, server in steps.items())
+        router = _start(_cli("serve", "router", "--steps", chain, "--timeout-s", "20", "--port", str(port)), env,
+                        work / "router.log", port)
+        procs.append(router)
+        yield {"steps": steps, "router": router, "env": env, "registered": registered, "work": work,
+               "client": client}
+    finally:
+        for p in procs:
+            stop(p.proc)
+        stop(mlflow_server.proc)
+        stop(s3.proc)
 
 
 @pytest.fixture(scope="module")
