@@ -75,17 +75,31 @@ def test_the_server_image_pins_what_the_lock_file_pins() -> None:
     assert "-c /tmp/requirements.lock" in dockerfile  # their dependencies at the lock's pins too
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> list[dict]:
-    """`kubectl kustomize serving/k8s` with the example credentials in place of the git-ignored env file."""
+OVERLAYS = ("", "overlays/local", "overlays/production")
+
+
+@functools.cache
+def render(overlay: str, work: Path) -> tuple[dict, ...]:
+    """`kubectl kustomize serving/k8s/<overlay>` with the example credentials in place of the git-ignored env file."""
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is needed to render the Kubernetes manifests (it is installed on these machines)"
-    work = tmp_path_factory.mktemp("k8s") / "k8s"
-    shutil.copytree(ROOT / "serving" / "k8s", work)
-    shutil.copyfile(ENV_EXAMPLE, work / "registry" / "registry.env")
-    out = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60)
+    if not work.exists():
+        shutil.copytree(ROOT / "serving" / "k8s", work)
+        shutil.copyfile(ENV_EXAMPLE, work / "registry" / "registry.env")
+    out = subprocess.run([kubectl, "kustomize", str(work / overlay)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    return tuple(doc for doc in yaml.safe_load_all(out.stdout) if doc)
+
+
+@pytest.fixture(scope="module")
+def k8s_copy(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("k8s") / "k8s"
+
+
+@pytest.fixture(scope="module")
+def rendered(k8s_copy: Path) -> list[dict]:
+    """The base (`kubectl kustomize serving/k8s`)."""
+    return list(render("", k8s_copy))
 
 
 def _strict(schema: dict) -> dict:
@@ -120,9 +134,11 @@ def validate_custom(doc: dict) -> None:
     _validator(doc["apiVersion"], doc["kind"]).validate(doc)
 
 
-def test_kubernetes_manifests_render_and_validate_strictly(rendered: list[dict]) -> None:
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubernetes_manifests_render_and_validate_strictly(overlay: str, k8s_copy: Path) -> None:
     import kubernetes_validate
 
+    rendered = render(overlay, k8s_copy)
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
     assert {name for kind, name in kinds if kind == "Deployment"} == {"minio", "mlflow", "cardflow-router"}
     assert ("StatefulSet", "postgres") in kinds and ("Job", "minio-create-bucket") in kinds
@@ -278,3 +294,31 @@ def test_the_prometheus_rule_is_the_rule_files(rendered: list[dict]) -> None:
     groups = [g for name in ("recording.yml", "alerts.yml")
               for g in yaml.safe_load((monitoring / "rules" / name).read_text())["groups"]]
     assert _by(rendered, "PrometheusRule")["cardflow"]["spec"]["groups"] == groups
+
+
+def test_the_overlays_set_replicas_and_production_keeps_each_steps_pods_on_nodes_of_their_own(k8s_copy: Path) -> None:
+    local = render("overlays/local", k8s_copy)
+    production = render("overlays/production", k8s_copy)
+    assert {isvc["spec"]["predictor"]["minReplicas"] for isvc in _by(list(local), "InferenceService").values()} == {1}
+    assert _by(list(local), "Deployment")["cardflow-router"]["spec"]["replicas"] == 1
+    services = _by(list(production), "InferenceService")
+    pods = {isvc["spec"]["predictor"]["labels"]["cardflow.io/step"]: isvc["spec"]["predictor"]["labels"]
+            for isvc in services.values()}
+    for name, isvc in services.items():
+        predictor = isvc["spec"]["predictor"]
+        assert predictor["minReplicas"] >= 2
+        terms = predictor["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert [t["topologyKey"] for t in terms] == ["kubernetes.io/hostname"]
+        own = predictor["labels"]["cardflow.io/step"]
+
+        def repelled(labels: dict, term=terms[0]) -> bool:
+            return all((labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
+                       for e in term["labelSelector"]["matchExpressions"])
+
+        # it avoids every other step's pods, and not its own replicas' (they may share a node with each other)
+        assert all(repelled(labels) for step, labels in pods.items() if step != own), name
+        assert not repelled(pods[own]), name
+    ocr = services["cardflow-ocr"]["spec"]["predictor"]["containers"][0]["resources"]["requests"]["cpu"]
+    assert ocr == "2"
+    router = _by(list(production), "Deployment")["cardflow-router"]["spec"]
+    assert router["replicas"] == 3 and "podAntiAffinity" in router["template"]["spec"]["affinity"]
