@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; the container uses 0.0.0.0)")
     st.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     st.add_argument("--max-batch-size", type=int, help="documents per run(batch) call (default: the SLA's batch size)")
-    st.add_argument("--max-batch-delay-ms", type=float, default=10.0,
-                    help="how long the first waiting request waits for batch-mates (default 10)")
+    st.add_argument("--max-batch-delay-ms", type=float, default=0.0,
+                    help="how long the first waiting request waits for batch-mates (default 0: a batch is what "
+                         "queued up while the previous one ran)")
     st.add_argument("--max-request-mb", type=float, default=32.0, help="largest request body, MB (default 32)")
     st.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image, pixels (default 40,000,000)")
     st.add_argument("--threads", type=int, default=1, help="threads the variant uses on a batch (default 1)")

@@ -2,7 +2,9 @@
 
 Requests that arrive within `max_batch_delay_ms` of the first waiting one, up to `max_batch_size` documents,
 run as one `run(batch)` call; each gets its own documents' results back. Requests queued while a batch
-computes go together into the next one without waiting, so the batch grows with the load. A request is
+computes go together into the next one without waiting, so the batch grows with the load. The default delay
+is 0, as Triton's dynamic batcher's `max_queue_delay_microseconds`: a lone request never waits, and batches
+form from what queues up while the previous one computes (measured by `make bench-serve`). A request is
 never split: one larger than `max_batch_size` runs alone. One compute thread per server: batches run one
 after another, each variant using its own threads inside.
 
@@ -44,7 +46,7 @@ class AdaptiveBatcher:
     """`await submit(records)`; `run(all_records) -> (served, outputs)` is called in the compute thread."""
 
     def __init__(self, run: Callable[[list[Any]], tuple[Any, list[Any]]], max_batch_size: int = 4,
-                 max_batch_delay_ms: float = 10.0) -> None:
+                 max_batch_delay_ms: float = 0.0) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         self.run = run

@@ -68,7 +68,7 @@ class StepSettings:
     """How a step server batches and what it accepts (`cardflow serve step --help`)."""
 
     max_batch_size: int = 4
-    max_batch_delay_ms: float = 10.0
+    max_batch_delay_ms: float = 0.0
     max_pixels: int = 40_000_000
     threads: int = 1
     budget_s: float | None = None  # the step's SLA budget: slower requests count as violations
