@@ -335,6 +335,23 @@ def _registry(sub) -> None:
     ld.set_defaults(run=lambda a, ctx: _module("registry_commands").load_version(a.step, a.model, alias=a.alias, version=a.version,
                                                                       cache=a.cache))
 
+    img = rsub.add_parser("image", help="package a registered version as an OCI image (KServe modelcar layout)",
+                          description="Resolve and verify a version (as `load` does), copy its files under /models "
+                                      "of an image built with podman, labelled with the model, version, variant, "
+                                      "fingerprint and every file's sha256 (also in /models/cardflow.json); a step "
+                                      "server serves it with --model-dir, and an InferenceService takes it as "
+                                      "STORAGE_URI=oci://<image> (serving/k8s/overlays/modelcar).")
+    img.add_argument("model", help="a registered model, e.g. cardflow.ocr.tesseract")
+    which = img.add_mutually_exclusive_group(required=True)
+    which.add_argument("--alias", help="e.g. champion")
+    which.add_argument("--version", help="a version number")
+    img.add_argument("--tag", help="image tag (default localhost/cardflow/models/<model>:<version>)")
+    img.add_argument("--base", default="localhost/cardflow/bookworm-python:3.11",
+                     help="base image with a shell (default the debootstrapped Debian of deploy/base-image.sh)")
+    img.set_defaults(run=lambda a, ctx: _module("registry_commands").modelcar(a.model, alias=a.alias,
+                                                                             version=a.version, tag=a.tag,
+                                                                             base=a.base))
+
 
 def _serve(sub) -> None:
     srv = sub.add_parser("serve", help="serve registered versions over KServe's V2 protocol (`cardflow serve --help`)",

@@ -128,3 +128,17 @@ def load_version(step: str, model: str, *, alias: str | None, version: str | Non
     print(f"{found.name} version {found.version} ({found.variant_id}, fingerprint {found.fingerprint}) "
           f"from {found.describe()} in {found.seconds:.2f} s\n  {found.path}")
     return 0
+
+
+def modelcar(model: str, *, alias: str | None, version: str | None, tag: str | None, base: str) -> int:
+    from registry.image import build_modelcar
+
+    parts = model.split(".")
+    if len(parts) != 3 or parts[0] != "cardflow" or parts[1] not in STEPS:
+        raise ParameterError(f"parameter model: expected a registered model cardflow.<step>.<model> (steps: "
+                             f"{', '.join(STEPS)}), got {model!r}")
+    fail_over_fast()
+    built = build_modelcar(parts[1], parts[2], alias=alias, version=version, tag=tag, base=base)
+    print(f"built {built.tag}: {built.name} version {built.version} ({built.variant_id}), {len(built.files)} files "
+          f"under /models, in {built.seconds:.1f} s")
+    return 0

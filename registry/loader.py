@@ -89,6 +89,7 @@ class Origin(enum.StrEnum):
     DOWNLOAD = "download"  # fetched from the registry now (and verified)
     CACHE = "cache"  # the verified cached copy, the registry confirming the version
     OFFLINE_CACHE = "offline cache"  # the verified cached copy, the registry unreachable (`Resolved.offline_reason`)
+    MODEL_DIR = "model dir"  # a folder packaged by `cardflow registry image` (a modelcar's /models), verified
 
 
 @dataclass
@@ -167,23 +168,8 @@ class Loader:
     def load(self, step: str, model: str, *, alias: str | None = None, version: str | int | None = None,
              threads: int = 1) -> Variant:
         """A ready variant (loaded) of the version; `variant.registered` says which and from where."""
-        found = self.resolve(step, model, alias=alias, version=version)
-        spec = _read_json(found.path / "artifacts" / "variant.json")
-        if spec.get("id") != found.variant_id or spec.get("fingerprint") != found.fingerprint:
-            raise RegistryError(f"{found.path}: variant.json does not describe {found.name} version {found.version} "
-                                f"({spec.get('id')} / {spec.get('fingerprint')})")
-        try:
-            variant = build_variant(spec, found.path / "artifacts" / STORE_ARTIFACT)
-        except StepError as exc:
-            raise RegistryError(f"{found.name} version {found.version}: {exc}") from exc
-        if variant.fingerprint() != found.fingerprint:
-            raise RegistryError(f"{found.name} version {found.version} was registered with fingerprint "
-                                f"{found.fingerprint}; this code computes {variant.fingerprint()} from the same files. "
-                                "Register it again from this code.")
-        variant.set_threads(threads)
-        variant.load()
-        variant.registered = found  # type: ignore[attr-defined]
-        return variant
+        return build_resolved(self.resolve(step, model, alias=alias, version=version), threads)
+
 
     # --- online ---------------------------------------------------------------------------------
 
@@ -304,6 +290,48 @@ class Loader:
                 return Resolved(name, str(version), meta["fingerprint"], meta["variant"], meta["files"],
                                 entry / "model", Origin.OFFLINE_CACHE, alias, offline_reason=why)
         raise RegistryUnavailable(f"{why}, and the cache {folder} has no verified copy of {label}")
+
+
+
+MANIFEST = "cardflow.json"  # in a packaged model folder: which version it is and every file's sha256
+
+
+def load_model_dir(model_dir: Path, step: str, *, threads: int = 1) -> Variant:
+    """A ready variant from a folder `cardflow registry image` packaged (a modelcar's /models, mounted by KServe at
+    /mnt/models): its manifest names the version, and every file is checked against the registry's sha256."""
+    manifest = Path(model_dir) / MANIFEST
+    if not manifest.is_file():
+        raise RegistryNotFound(f"{model_dir}: no {MANIFEST}, so not a model folder packaged by `cardflow registry "
+                               "image`")
+    m = _read_json(manifest)
+    if m.get("variant_id", "").split("/", 1)[0] != step:
+        raise RegistryError(f"{model_dir} holds {m.get('name')} ({m.get('variant_id')}), not a {step} model")
+    problem = verify(Path(model_dir), m["files"])
+    if problem:
+        raise RegistryError(f"{model_dir}: {problem}")
+    found = Resolved(m["name"], str(m["version"]), m["fingerprint"], m["variant_id"], m["files"], Path(model_dir),
+                     Origin.MODEL_DIR)
+    return build_resolved(found, threads)
+
+
+def build_resolved(found: Resolved, threads: int = 1) -> Variant:
+    """The variant of a verified version folder, built and loaded; `variant.registered` is `found`."""
+    spec = _read_json(found.path / "artifacts" / "variant.json")
+    if spec.get("id") != found.variant_id or spec.get("fingerprint") != found.fingerprint:
+        raise RegistryError(f"{found.path}: variant.json does not describe {found.name} version {found.version} "
+                            f"({spec.get('id')} / {spec.get('fingerprint')})")
+    try:
+        variant = build_variant(spec, found.path / "artifacts" / STORE_ARTIFACT)
+    except StepError as exc:
+        raise RegistryError(f"{found.name} version {found.version}: {exc}") from exc
+    if variant.fingerprint() != found.fingerprint:
+        raise RegistryError(f"{found.name} version {found.version} was registered with fingerprint "
+                            f"{found.fingerprint}; this code computes {variant.fingerprint()} from the same files. "
+                            "Register it again from this code.")
+    variant.set_threads(threads)
+    variant.load()
+    variant.registered = found  # type: ignore[attr-defined]
+    return variant
 
 
 def load(step: str, model: str, *, alias: str | None = None, version: str | int | None = None,

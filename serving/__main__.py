@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = st.add_mutually_exclusive_group(required=True)
     which.add_argument("--alias", help="serve the version this alias names, e.g. champion")
     which.add_argument("--version", help="serve this version number")
+    which.add_argument("--model-dir", help="serve the version packaged in this folder (a modelcar's /models, "
+                                           "`cardflow registry image`), each file checked against its manifest")
     st.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; the container uses 0.0.0.0)")
     st.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     st.add_argument("--max-batch-size", type=int, help="documents per run(batch) call (default: the SLA's batch size)")
@@ -186,7 +188,8 @@ def serve_step(args: argparse.Namespace) -> int:
     settings = StepSettings(max_batch_size=args.max_batch_size or sla.batch_size,
                             max_batch_delay_ms=args.max_batch_delay_ms, max_pixels=args.max_pixels,
                             threads=args.threads, budget_s=budget_ms / 1000 if budget_ms else None)
-    served = StepModel(args.step, args.model, alias=args.alias, version=args.version, settings=settings)
+    served = StepModel(args.step, args.model, alias=args.alias, version=args.version, settings=settings,
+                       model_dir=args.model_dir)
     served.load()
     run([served], ServerSettings(host=args.host, port=args.port,
                                  max_request_bytes=int(args.max_request_mb * 1024 * 1024)),

@@ -17,14 +17,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from common.errors import Unavailable
-from registry.loader import Loader
+from common.errors import BadInput, Unavailable
+from registry.loader import Loader, load_model_dir
+from registry.package import model_name
 from serving import metrics as m
 from serving.batcher import AdaptiveBatcher
 from serving.v2 import (
@@ -78,8 +80,10 @@ class StepModel(Model):
     """A registered version of one step's model, served over V2 (see the module docstring)."""
 
     def __init__(self, step: str, model: str, *, alias: str | None = None, version: str | None = None,
-                 settings: StepSettings = StepSettings(), loader: Loader | None = None) -> None:
+                 settings: StepSettings = StepSettings(), loader: Loader | None = None,
+                 model_dir: str | None = None) -> None:
         super().__init__(served_name(step))
+        self.model_dir = model_dir
         self.step = step
         self.model = model.split(".")[-1] if model.startswith("cardflow.") else model
         self.alias, self.version = alias, version
@@ -93,6 +97,13 @@ class StepModel(Model):
     # --- loading ------------------------------------------------------------------------------------
 
     def _resolve(self) -> Served:
+        if self.model_dir:  # a packaged folder: what it holds is fixed, a reload keeps it
+            variant = load_model_dir(Path(self.model_dir), self.step, threads=self.settings.threads)
+            found = variant.registered  # type: ignore[attr-defined]
+            if found.name != model_name(self.step, self.model):
+                raise BadInput(f"parameter --model-dir: {self.model_dir} holds {found.name}, not "
+                               f"{model_name(self.step, self.model)}")
+            return Served(variant, found.name, str(found.version), "", found.variant_id, str(found.origin))
         variant = self.loader.load(self.step, self.model, alias=self.alias, version=self.version,
                                    threads=self.settings.threads)
         found = variant.registered  # type: ignore[attr-defined]

@@ -75,7 +75,7 @@ def test_the_server_image_pins_what_the_lock_file_pins() -> None:
     assert "-c /tmp/requirements.lock" in dockerfile  # their dependencies at the lock's pins too
 
 
-OVERLAYS = ("", "overlays/local", "overlays/production")
+OVERLAYS = ("", "overlays/local", "overlays/production", "overlays/modelcar")
 
 
 @functools.cache
@@ -322,3 +322,17 @@ def test_the_overlays_set_replicas_and_production_keeps_each_steps_pods_on_nodes
     assert ocr == "2"
     router = _by(list(production), "Deployment")["cardflow-router"]["spec"]
     assert router["replicas"] == 3 and "podAntiAffinity" in router["template"]["spec"]["affinity"]
+
+
+def test_the_modelcar_overlay_serves_each_step_from_its_packaged_image(k8s_copy: Path) -> None:
+    from registry.image import modelcar_tag
+
+    for name, isvc in _by(list(render("overlays/modelcar", k8s_copy)), "InferenceService").items():
+        container = isvc["spec"]["predictor"]["containers"][0]
+        args = container["args"]
+        flag = dict(zip(args[2::2], args[3::2], strict=False))
+        assert flag["--model-dir"] == "/mnt/models" and "--alias" not in flag, name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        step, model = flag["--step"], flag["--model"]
+        assert name == f"cardflow-{step}"
+        assert env["STORAGE_URI"] == "oci://" + modelcar_tag(f"cardflow.{step}.{model}", "1")
