@@ -106,8 +106,15 @@ class ModelStore:
         self.manifest_path = self.root / "store.json"
         self.follow_sources = follow_sources
 
+    def read_only(self) -> bool:
+        """A store on a read-only mount (a modelcar's /models): nothing writes it, so it needs no lock."""
+        return self.root.is_dir() and not os.access(self.root, os.W_OK)
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        if self.read_only():
+            yield
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -160,6 +167,9 @@ class ModelStore:
             entry = self.manifest()["files"].get(rel)
             dest = self.root / rel
             if entry is None or not dest.is_file() or self._source_changed(rel, entry):
+                if self.read_only():
+                    raise StepError(f"model file {dest} is not in the read-only model store {self.root} (or its "
+                                    "manifest does not list it)")
                 self._materialise(rel)
                 entry = self.manifest()["files"][rel]
             actual = sha256_file(dest)

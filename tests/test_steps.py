@@ -245,3 +245,34 @@ def test_every_variant_runs_on_a_small_corpus(small_corpus: Path, trained_store:
             hits = sum(d.truth.fields["document_number"] in words or d.truth.fields["document_number"] in o.ocr.text
                        for d, o in zip(docs, outcomes, strict=True))
             assert hits >= 2, (variant.id, hits)
+
+
+def test_a_read_only_model_store_is_read_without_a_lock_and_names_a_missing_file(tmp_path, monkeypatch) -> None:
+    """A modelcar's /models is mounted read-only: its files are served as they are, a missing one is named. (The
+    tests run as root, for whom mode bits do not make a folder read-only, so `os.access` answers as a read-only
+    mount would; the real read-only mount is `make test-image`'s modelcar test.)"""
+    import hashlib
+    import json
+    import os
+
+    import pytest as _pytest
+
+    import steps.modelstore as modelstore
+    from steps.errors import StepError
+
+    root = tmp_path / "store"
+    (root / "classify").mkdir(parents=True)
+    data = b"model bytes"
+    (root / "classify" / "model.onnx").write_bytes(data)
+    (root / "store.json").write_text(json.dumps({"files": {"classify/model.onnx": {
+        "sha256": hashlib.sha256(data).hexdigest()}}}))
+    real_access = os.access
+    monkeypatch.setattr(modelstore.os, "access",
+                        lambda path, mode: False if mode == os.W_OK and str(path).startswith(str(root))
+                        else real_access(path, mode))
+    store = modelstore.ModelStore(root, follow_sources=False)
+    assert store.read_only()
+    assert store.path("classify/model.onnx").read_bytes() == data
+    assert not (root / ".lock").exists()  # no lock file written
+    with _pytest.raises(StepError, match="not in the read-only model store"):
+        store.path("classify/other.onnx")
