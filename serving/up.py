@@ -11,6 +11,7 @@ removes the state file; a server that dies on its own stops the stack with exit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -133,13 +134,15 @@ def _spawn(name: str, args: list[str], url: str, state_dir: Path) -> Child:
 def _stop(children: list[Child]) -> None:
     for child in children:
         if child.proc.poll() is None:
-            os.killpg(child.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended since
+                os.killpg(child.proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for child in children:
         try:
             child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(child.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.proc.pid, signal.SIGKILL)
             child.proc.wait(timeout=5)
 
 
