@@ -13,9 +13,11 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     PATH=/opt/cardflow/bin:$PATH
-# fonts-ocr-b: the MRZ typeface (the generator falls back to a monospace face without it); libgl1, libglib2.0-0:
-# what OpenCV's wheel links against; python3-venv only on a base whose Python has no venv module (Debian's own).
-RUN set -eu; pkgs="fonts-ocr-b libgl1 libglib2.0-0"; \
+# fonts-ocr-b: the MRZ typeface (the generator falls back to a monospace face without it); libfribidi0: Pillow's
+# raqm text layout loads it at run time, and without it Pillow lays text out differently (other glyph positions, so
+# other generated images than on a machine that has it); libgl1, libglib2.0-0: what OpenCV's wheel links against;
+# python3-venv only on a base whose Python has no venv module (Debian's own).
+RUN set -eu; pkgs="fonts-ocr-b libfribidi0 libgl1 libglib2.0-0"; \
     python3 -c "import ensurepip, venv" 2>/dev/null || pkgs="$pkgs python3-venv"; \
     apt-get update && apt-get install -y --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; \
     python3 -m venv /opt/cardflow
