@@ -176,24 +176,23 @@ class Prometheus:
         return self.api("query", query=expr)["result"]
 
 
-def start_prometheus(work: Path, targets: dict[str, str], monitoring: Path) -> Prometheus:
-    """serving/monitoring's prometheus.yml and rules, unchanged but for three things a test cannot wait for:
-    scrapes and rule evaluations every second (not 15 s), alerts firing without their `for:` hold (promtool's unit
-    tests, serving/monitoring/tests, check the holds), and the targets file naming this test's servers
-    ({server: host:port})."""
+def start_prometheus(work: Path, targets: dict[str, str]) -> Prometheus:
+    """The config `cardflow serve up` writes (serving/monitoring's prometheus.yml and rules, the targets file naming
+    this test's servers, {server: host:port}), unchanged but for two things a test cannot wait for: scrapes and rule
+    evaluations every second (not 15 s), and alerts firing without their `for:` hold (promtool's unit tests,
+    serving/monitoring/tests, check the holds)."""
+    from serving.up import prometheus_config
+
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: run `make system-deps` (Debian package prometheus)"
-    config = work / "monitoring"
-    shutil.copytree(monitoring, config)
-    text = (config / "prometheus.yml").read_text()
-    (config / "prometheus.yml").write_text(re.sub(r"(scrape|evaluation)_interval: \S+", r"\1_interval: 1s", text))
-    alerts = config / "rules" / "alerts.yml"
+    config_file = prometheus_config(work, targets)
+    text = config_file.read_text()
+    config_file.write_text(re.sub(r"(scrape|evaluation)_interval: \S+", r"\1_interval: 1s", text))
+    alerts = config_file.parent / "rules" / "alerts.yml"
     alerts.write_text(re.sub(r"\bfor: \S+", "for: 0s", alerts.read_text()))
-    (config / "targets" / "local.json").write_text(json.dumps(
-        [{"targets": [hostport], "labels": {"server": server}} for server, hostport in targets.items()]))
     port = free_port()
     log = work / "prometheus.log"
-    proc = subprocess.Popen([binary, f"--config.file={config / 'prometheus.yml'}",
+    proc = subprocess.Popen([binary, f"--config.file={config_file}",
                              f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

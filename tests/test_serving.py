@@ -314,10 +314,10 @@ def test_prometheus_scrapes_every_server_and_an_sla_breach_fires_its_alert(stack
     so every lone classify request misses its SLA, and nothing else does."""
     from servers import start_prometheus
 
-    from tests.test_monitoring import MONITORING, concrete, dashboard_queries
+    from tests.test_monitoring import concrete, dashboard_queries
 
     servers = {**{step: p.hostport for step, p in stack["steps"].items()}, "router": stack["router"].hostport}
-    prom = start_prometheus(tmp_path, servers, MONITORING)
+    prom = start_prometheus(tmp_path, servers)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
