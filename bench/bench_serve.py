@@ -8,7 +8,9 @@ in-process pool does. It measures, per document (one request = one document):
 1. the in-process pipeline (`steps.runner.Pipeline`, one document at a time) vs the served chain (router, batching
    on) at 1, 4 and 8 concurrent clients: p50/p99 latency, throughput, and the serving overhead per request;
 2. the compute limit: the in-process pool (one process per core, batches of the SLA's batch size) on the corpus;
-3. batching on vs off at 8 clients, per step (each step server fed the previous step's real responses) and end to
+3. how the preprocessed image should cross from preprocess to OCR (bench/wire_formats.py: PNG, BMP, UINT8 binary,
+   UINT8 JSON through a real KServe server);
+4. batching on vs off at 8 clients, per step (each step server fed the previous step's real responses) and end to
    end through the routers.
 
 Every figure is measured here in this run; the ratios compare figures measured side by side. Needs trained
@@ -31,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the same process helpers the tests use
+sys.path.insert(0, str(ROOT / "bench"))
 CONFIG = "channel:gray | tesseract:lstm-fast | tfidf-logreg:l2 | mrz-first:v1"
 STEPS = ("preprocess", "ocr", "classify", "extract")
 
@@ -45,9 +48,9 @@ def _row(name: str, latencies_s: list[float], wall_s: float) -> dict:
             "p99_ms": 1000 * _pct(latencies_s, 0.99), "docs_per_s": len(latencies_s) / wall_s}
 
 
-def _clients(bodies: list[bytes], url: str, clients: int) -> tuple[list[float], float]:
+def _clients(bodies: list[bytes], url: str, clients: int, steps: list | None = None) -> tuple[list[float], float]:
     """`clients` threads, each with a keep-alive connection, posting the bodies (round robin); every answer must
-    be a 200."""
+    be a 200. With `steps`, the router's per-step figures of every answer are appended to it."""
     import httpx
 
     latencies: list[float] = []
@@ -68,6 +71,8 @@ def _clients(bodies: list[bytes], url: str, clients: int) -> tuple[list[float], 
                     raise RuntimeError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
                 with lock:
                     latencies.append(seconds)
+                    if steps is not None:
+                        steps.append((seconds, json.loads(answer.json()["parameters"]["cardflow.steps"])))
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -162,15 +167,22 @@ def main() -> None:
         pipeline = Pipeline(config, catalog)
         pipeline.load()
         pipeline.run_batch(docs[:1])  # warm-up
-        rows = []
+        import wire_formats
+
+        wire = wire_formats.measure([pipeline.trace([d]).pre[0].image for d in docs[:8]])
+        rows: list[dict] = []
+        inproc_steps: list[dict[str, float]] = []  # per document at 1 client: in-process step wall ms
+        served_steps: list[tuple[float, list[dict]]] = []  # per request at 1 client: (seconds, router's per-step)
         for clients in (1, 4, 8):
             if clients == 1:
                 latencies, started = [], time.perf_counter()
                 for _ in range(args.rounds):
                     for doc in docs:
                         t = time.perf_counter()
-                        pipeline.run_batch([doc])
+                        trace = pipeline.trace([doc])
+                        trace.outcomes()
                         latencies.append(time.perf_counter() - t)
+                        inproc_steps.append(trace.latency_ms())
                 rows.append(_row("in-process, 1 client", latencies, time.perf_counter() - started))
             else:
                 with ProcessPoolExecutor(min(clients, os.cpu_count() or 1), initializer=_pool_init,
@@ -180,7 +192,7 @@ def main() -> None:
                     latencies = list(pool.map(_pool_run, [[d] for d in docs * args.rounds]))
                     rows.append(_row(f"in-process pool ({min(clients, os.cpu_count() or 1)} proc), {clients} "
                                      "queued", latencies, time.perf_counter() - started))
-            latencies, wall = _clients(bodies * args.rounds, router, clients)
+            latencies, wall = _clients(bodies * args.rounds, router, clients, served_steps if clients == 1 else None)
             rows.append(_row(f"served chain, {clients} client(s)", latencies, wall))
         batch = spec.sla.batch_size
         with ProcessPoolExecutor(os.cpu_count() or 1, initializer=_pool_init, initargs=(ids,)) as pool:
@@ -229,6 +241,21 @@ def main() -> None:
           f"{served1['p50_ms'] / inproc1['p50_ms']:.2f}x (target <= 1.05x)")
     print(f"served throughput at saturation {best:.2f} docs/s = {best / limit:.2f}x the in-process compute limit "
           f"{limit:.2f} docs/s (target >= 0.85x)")
+    print("\nwhere the time goes at 1 client (medians over the requests, ms): the router's call to each step = the "
+          "step server's compute + its queue + the rest (HTTP, JSON, tensor codec, image decode)")
+    print("| step | in-process | served: router→step call | compute | queue | rest of the call | call − in-process |")
+    print("|---|---|---|---|---|---|---|")
+    for k, step in enumerate(STEPS):
+        calls = [s[k] for _, s in served_steps]
+        call, compute = _pct([c["latency_ms"] for c in calls], 0.5), _pct([float(c["compute_ms"]) for c in calls], 0.5)
+        queue = _pct([float(c["queue_ms"]) for c in calls], 0.5)
+        inproc = _pct([d[step] for d in inproc_steps], 0.5)
+        print(f"| {step} | {inproc:.1f} | {call:.1f} | {compute:.1f} | {queue:.1f} | {call - compute - queue:.1f} | "
+              f"{call - inproc:+.1f} |")
+    router_own = _pct([1000 * sec - sum(c["latency_ms"] for c in s) for sec, s in served_steps], 0.5)
+    print(f"| router (client→router→client, outside the step calls) | | {router_own:.1f} | | | {router_own:.1f} | "
+          f"{router_own:+.1f} |")
+    wire_formats.print_table(wire)
     print("\n| 8 clients | batching on: p50 ms | docs/s | batching off: p50 ms | docs/s | on/off throughput |")
     print("|---|---|---|---|---|---|")
     for step, f in batching:

@@ -3,7 +3,7 @@
     python -m mlproject.profile_worker CELL.json
 
 CELL.json is a WorkOrder (written by mlproject/profile.py); the step's input records are JSON lines in the
-step's wire codec (steps/codec.py: images as lossless PNG, so the worker sees exactly the parent's pixels).
+step's wire codec (steps/codec.py: images as lossless BMP, so the worker sees exactly the parent's pixels).
 The parent starts this process with the thread-count variables (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
 MKL_NUM_THREADS, OMP_THREAD_LIMIT) already set in its environment; the first thing it does, before any
 numerical library is imported, is restrict itself to the allowed CPUs (sched_setaffinity). It then loads the

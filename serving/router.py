@@ -93,10 +93,13 @@ class PipelineRouter(Model):
 
     @property
     def client(self):
-        import httpx
+        """One aiohttp session per router (keep-alive to every step server). aiohttp, not httpx: on the router's
+        hot path httpx spent ~15 ms of CPU per pipeline request here (bench/bench_serve.py, py-spy)."""
+        import aiohttp
 
-        if self._client is None:
-            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, limit_per_host=16),
+                                                 json_serialize=lambda v: orjson.dumps(v).decode())
         return self._client
 
     def get_input_types(self) -> list[dict]:
@@ -118,29 +121,31 @@ class PipelineRouter(Model):
         return {"name": NAME, "load": True, "steps": json.dumps(answers)}
 
     async def _post(self, target: StepTarget, url: str, body: bytes, headers: dict[str, str]) -> dict:
-        import httpx
+        import aiohttp
 
         for attempt in range(self.settings.retries + 1):
             try:
-                response = await self.client.post(url, content=body, headers=headers, timeout=target.timeout_s)
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                async with self.client.post(url, data=body, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=target.timeout_s)) as response:
+                    status, raw = response.status, await response.read()
+            except TimeoutError as exc:  # before connection errors: aiohttp's timeouts are both
+                raise StepUnavailable(f"step {target.step} at {url} did not answer within {target.timeout_s:g} s") from exc
+            except (aiohttp.ClientConnectionError, ConnectionError) as exc:  # refused, reset, closed keep-alive
                 if attempt < self.settings.retries:
                     await asyncio.sleep(self.settings.backoff_s * (attempt + 1))
                     continue
                 raise StepUnavailable(f"step {target.step} at {url} is unreachable after {attempt + 1} attempts "
                                       f"({type(exc).__name__}: {exc})") from exc
-            except httpx.TimeoutException as exc:
-                raise StepUnavailable(f"step {target.step} at {url} did not answer within {target.timeout_s:g} s") from exc
             try:
-                data = response.json()
-            except ValueError:
-                data = {"error": response.text[:300]}
-            if response.status_code == 200:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = {"error": raw[:300].decode("utf-8", "replace")}
+            if status == 200:
                 return data
             message = data.get("error") if isinstance(data, dict) else str(data)
-            if 400 <= response.status_code < 500:
-                raise _refused(target.step, response.status_code, str(message))
-            raise StepUnavailable(f"step {target.step} at {url} answered HTTP {response.status_code}: {message}")
+            if 400 <= status < 500:
+                raise _refused(target.step, status, str(message))
+            raise StepUnavailable(f"step {target.step} at {url} answered HTTP {status}: {message}")
         raise AssertionError("not reached")
 
     async def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
@@ -162,7 +167,9 @@ class PipelineRouter(Model):
             params = answer.get("parameters") or {}
             per_step.append({"step": target.step, "model": params.get("cardflow.model", ""),
                              "version": params.get("cardflow.version", ""), "alias": params.get("cardflow.alias", ""),
-                             "latency_ms": round(seconds * 1000, 3), "request_id": request_id})
+                             "latency_ms": round(seconds * 1000, 3),
+                             "compute_ms": params.get("cardflow.compute_ms"), "queue_ms": params.get("cardflow.queue_ms"),
+                             "request_id": request_id})
             body = response_as_request(answer)
             index = STEPS.index(target.step)
             given = {t.get("name") for t in body.get("inputs", [])}

@@ -117,7 +117,7 @@ def rows_from_tensors(step: str, inputs: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def check_pixels(step: str, rows: Sequence[Mapping[str, str]], max_pixels: int) -> None:
-    """Refuse an image over the pixel limit before decoding it (PNG and JPEG headers carry the size)."""
+    """Refuse an image over the pixel limit before decoding it (BMP, PNG and JPEG headers carry the size)."""
     if "image_b64" not in codec(step).reads:
         return
     from PIL import Image, UnidentifiedImageError

@@ -4,13 +4,14 @@ and field."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
 import pytest
 
 from common.errors import outcome
-from steps.codec import CODECS, WireError, codec, encode_image
+from steps.codec import CODECS, WireError, codec, decode_image, encode_image
 from steps.records import (
     Classification,
     ExtractInput,
@@ -39,7 +40,7 @@ def test_each_steps_outputs_are_the_next_steps_inputs() -> None:
 def test_a_chain_of_rows_carries_every_record_exactly() -> None:
     image = ImageRecord("d1", IMAGE, ("gray",))
     pre_rows = codec("preprocess").encode([image], [image])
-    assert np.array_equal(codec("ocr").decode(pre_rows)[0].image, IMAGE)  # lossless PNG
+    assert np.array_equal(codec("ocr").decode(pre_rows)[0].image, IMAGE)  # lossless BMP
     ocr_rows = codec("ocr").encode([image], [OCR])
     assert codec("classify").decode(ocr_rows) == [OCR]
     cls_rows = codec("classify").encode([OCR], [CLASSIFICATION])
@@ -89,6 +90,17 @@ def test_malformed_rows_are_bad_input_naming_the_field(step: str, row: dict, mes
     assert outcome(caught.value).http_status == 400
 
 
-def test_encode_image_refuses_what_png_cannot_hold() -> None:
+def test_encode_image_refuses_what_bmp_cannot_hold() -> None:
     with pytest.raises(WireError, match="cannot encode"):
         encode_image(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(WireError, match=r"shape \(4, 5, 4\)"):
+        encode_image(np.zeros((4, 5, 4), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3)])  # odd widths: BMP pads its rows to 4 bytes
+def test_image_round_trip_is_lossless_grey_and_colour(shape) -> None:
+    pixels = np.random.default_rng(7).integers(0, 256, shape, dtype=np.uint8)
+    text = encode_image(pixels)
+    assert base64.b64decode(text)[:2] == b"BM"
+    back = decode_image(text)
+    assert back.shape == shape and back.dtype == np.uint8 and np.array_equal(back, pixels)
