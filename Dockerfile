@@ -2,6 +2,7 @@
 #   podman build -t cardflow .                                   # the main job (`cardflow demo`), the default
 #   podman run --rm cardflow
 #   podman build --target serving -t localhost/cardflow/serving:0.1.0 .
+#   podman build --target sweep -t localhost/cardflow/sweep:0.1.0 .       # Ray head and workers (serving/k8s/sweep)
 #   podman run --rm -e MLFLOW_TRACKING_URI=http://mlflow:5000 -p 8080:8080 localhost/cardflow/serving:0.1.0 \
 #       serve step --step ocr --model tesseract --alias champion --host 0.0.0.0
 # The serving image runs any step server or the router (the command picks), as a non-root user, with a read-only
@@ -52,6 +53,19 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/v2/health/ready', timeout=2)"
 ENTRYPOINT ["cardflow"]
 CMD ["serve", "--help"]
+
+# The sweep on a Ray cluster (serving/k8s/sweep: a KubeRay RayJob runs `ray start` in it, head and workers): the
+# base plus the `ray` extra at the lock's pin. Generated corpora, reports and the model store go to /data (a shared
+# volume); /app/data and /app/reports point there.
+FROM base AS sweep
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    python -m pip install -c requirements.lock $(python -c \
+    "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['ray']))")
+ENV HOME=/tmp CARDFLOW_MODELS=/data/models MPLCONFIGDIR=/tmp/matplotlib RAY_USAGE_STATS_ENABLED=0
+RUN useradd --uid 10001 --no-create-home --home-dir /tmp cardflow && mkdir -p /data && chown 10001 /data \
+    && ln -s /data /app/data && ln -s /data/reports /app/reports && python -c "import ray, mlproject.sweep.execute_ray"
+USER 10001
 
 FROM base AS demo
 CMD ["cardflow", "demo", "--workers", "2"]

@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml $(LOCK)
 	@touch $@
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install $(PIP_FLAGS) -c $(LOCK) -e '.[dev]'
+	$(PIP) install $(PIP_FLAGS) -c $(LOCK) -e '.[dev,ray]'
 	@touch $@
 
 venv: $(STAMP)  ## create .venv and install CardFlow (pinned)
 
-dev: $(DEV_STAMP)  ## install CardFlow with the test tools
+dev: $(DEV_STAMP)  ## install CardFlow with the test tools and Ray
 
 system-deps:  ## Debian packages the tests need (installs them with apt when missing)
 	@bash .ci/system-deps
@@ -88,7 +88,7 @@ k8s-rules: $(STAMP)  ## regenerate serving/k8s/monitoring/prometheusrule.yaml fr
 
 lock:  ## re-resolve the pinned dependencies into requirements.lock
 	rm -rf /tmp/cardflow-lock-venv && $(PYTHON) -m venv /tmp/cardflow-lock-venv
-	/tmp/cardflow-lock-venv/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	/tmp/cardflow-lock-venv/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,ray]'
 	/tmp/cardflow-lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > $(LOCK)
 
 bench-serve: $(DEV_STAMP)  ## in-process pipeline vs the served chain (1/4/8 clients), compute limit, batching on vs off

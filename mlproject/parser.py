@@ -171,6 +171,15 @@ def _sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:
     for step in STEPS:
         parser.add_argument(f"--{step}", type=optional, help=f"{step}: {what}")
     _measure_arguments(parser, "a run")
+    _executor_arguments(parser)
+
+
+def _executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", type=optional, help="where the tasks run: local (this machine's process pool, "
+                        "the default) or ray (Ray tasks; needs `pip install 'cardflow[ray]'`)")
+    parser.add_argument("--ray-address", "--ray_address", dest="ray_address", type=optional,
+                        help="with --executor ray: the cluster to join, HOST:PORT or ray://HOST:PORT (default: "
+                             "$RAY_ADDRESS, else a Ray instance started here with --workers CPUs)")
 
 
 def _measure_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -191,7 +200,8 @@ def _measure_params(a: argparse.Namespace) -> dict[str, Any]:
 def _sweep_params(a: argparse.Namespace) -> dict[str, Any]:
     return {"corpus": a.corpus, "distributions": a.distributions, "n": a.n, "seed": a.seed,
             "batch_size": a.batch_size, "workers": a.workers, "sla_ms": a.sla_ms,
-            **{step: getattr(a, step) for step in STEPS}, **_measure_params(a)}
+            **{step: getattr(a, step) for step in STEPS}, **_measure_params(a), "executor": a.executor,
+            "ray_address": a.ray_address}
 
 
 def _evaluate(sub) -> None:

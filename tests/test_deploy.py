@@ -26,7 +26,8 @@ CRDS = {("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inf
         ("serving.kserve.io", "InferenceGraph"): "kserve/serving.kserve.io_inferencegraphs.yaml",
         ("monitoring.coreos.com", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
         ("monitoring.coreos.com", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
-        ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml"}
+        ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
+        ("ray.io", "RayJob"): "kuberay/ray.io_rayjobs.yaml"}
 
 
 def _example_keys() -> set[str]:
@@ -336,3 +337,62 @@ def test_the_modelcar_overlay_serves_each_step_from_its_packaged_image(k8s_copy:
         step, model = flag["--step"], flag["--model"]
         assert name == f"cardflow-{step}"
         assert env["STORAGE_URI"] == "oci://" + modelcar_tag(f"cardflow.{step}.{model}", "1")
+
+
+def _mlproject_parameters(entry: str) -> set[str]:
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    return set(project["entry_points"][entry]["parameters"])
+
+
+def test_the_sweep_rayjob_validates_and_runs_the_sweep_entry_point_on_the_team_server(k8s_copy: Path) -> None:
+    """serving/k8s/sweep: a KubeRay RayJob (validated strictly against ../shared/schemas/kuberay) running
+    `mlflow run . -e sweep -P executor=ray` in the sweep image against the registry's MLflow Service."""
+    import kubernetes_validate
+
+    rendered = render("sweep", k8s_copy)
+    assert sorted(d["kind"] for d in rendered) == ["PersistentVolumeClaim", "RayJob"]
+    for doc in rendered:
+        if doc["kind"] == "RayJob":
+            validate_custom(doc)
+        else:
+            kubernetes_validate.validate(doc, "1.32.0", strict=True)
+        assert doc["metadata"]["namespace"] == "cardflow"
+    job = _by(rendered, "RayJob")["cardflow-sweep"]
+    spec = job["spec"]
+    words = spec["entrypoint"].split()
+    assert words[:5] == ["mlflow", "run", "/app", "-e", "sweep"] and "--env-manager" in words
+    given = dict(words[k + 1].split("=", 1) for k, w in enumerate(words) if w == "-P")
+    assert given["executor"] == "ray" and set(given) <= _mlproject_parameters("sweep")
+    assert spec["shutdownAfterJobFinishes"] is True and spec["rayClusterSpec"]["rayVersion"] == _lock_pins()["ray"]
+    head = spec["rayClusterSpec"]["headGroupSpec"]
+    workers = spec["rayClusterSpec"]["workerGroupSpecs"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # the driver only: no sweep task on the head
+    registry = render("", k8s_copy)
+    mlflow_port = next(p["port"] for p in _by(list(registry), "Service")["mlflow"]["spec"]["ports"])
+    claim = _by(rendered, "PersistentVolumeClaim")["cardflow-sweep-data"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # head and workers on different nodes
+    for pod, group in [(head["template"], head), *((w["template"], w) for w in workers)]:
+        container = pod["spec"]["containers"][0]
+        assert container["image"] == "localhost/cardflow/sweep:0.1.0"
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["MLFLOW_TRACKING_URI"] == f"http://mlflow:{mlflow_port}"
+        assert env["CARDFLOW_MODELS"].startswith("/data/")
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"] == "cardflow-sweep-data"
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        if group is not head:  # a worker offers exactly the CPUs it is limited to
+            assert group["rayStartParams"]["num-cpus"] == str(container["resources"]["limits"]["cpu"])
+            assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"]
+            assert 1 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM base AS sweep$", dockerfile, re.MULTILINE)
+    assert "['optional-dependencies']['ray']" in dockerfile and "-c requirements.lock" in dockerfile
+    assert dockerfile.rstrip().splitlines()[-1].startswith("CMD [\"cardflow\", \"demo\"")  # demo stays the default
+    # a typo'd field is refused by the RayJob schema
+    import jsonschema
+
+    broken = yaml.safe_load(yaml.safe_dump(job))
+    broken["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replica"] = 2
+    with pytest.raises(jsonschema.ValidationError, match="replica"):
+        validate_custom(broken)

@@ -67,6 +67,7 @@ def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None 
     import mlflow
 
     ensure_trained(catalog, req.grid.classify, workers=req.workers, spec=spec)
+    req = on_executor(req)
     client, attached_id, experiment_id = experiment_context(EXPERIMENT)
     configs = req.configurations
     codes = {c.id: code_version(catalog, c) for c in configs}
@@ -120,6 +121,19 @@ def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None 
     return result
 
 
+def on_executor(req: SweepRequest) -> SweepRequest:
+    """The request as it runs: on Ray, `workers` becomes the cluster's CPUs (the tasks are cut for them)."""
+    if req.executor.kind != "ray":
+        return req
+    import dataclasses
+
+    from mlproject.sweep.execute_ray import connect
+
+    cluster = connect(req.executor.address, req.workers)
+    print(f"Ray cluster at {cluster['address']}: {cluster['nodes']} node(s), {cluster['cpus']} CPUs")
+    return dataclasses.replace(req, workers=max(1, cluster["cpus"]))
+
+
 def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: Catalog, result: SweepResult,
              log_one, progress: bool) -> None:
     """Evaluate the missing (configuration, distribution) pairs (see plan_tasks); a group's runs are logged as
@@ -156,7 +170,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: C
         result.logging_s += time.perf_counter() - started
         del arrived[chunk.group]
 
-    run_tasks(tasks, req.workers, catalog, collect)
+    run_tasks(tasks, req.workers, catalog, collect, req.executor)
     bar.close()
     result.unique_compute_s = sum(result.node_seconds.values())
 
@@ -165,10 +179,11 @@ def compute_only(req: SweepRequest, catalog: Catalog) -> tuple[float, float]:
     """The sweep's unique step computations alone, on the same tasks and pool, with nothing logged and no
     run records built (benchmarks: the floor). Returns (wall seconds, summed wall seconds of the unique
     computations)."""
+    req = on_executor(req)
     tasks = plan_tasks(req, {dist: req.configurations for dist in req.distributions})
     chunks: list[ChunkResult] = []
     started = time.perf_counter()
-    run_tasks(tasks, req.workers, catalog, chunks.append)
+    run_tasks(tasks, req.workers, catalog, chunks.append, req.executor)
     wall = time.perf_counter() - started
     return wall, sum(s for chunk in chunks for s in chunk.node_seconds.values())
 
@@ -182,7 +197,8 @@ def _sweep_params(req: SweepRequest, catalog: Catalog, env: dict[str, str]) -> d
         "distributions": ",".join(req.distributions), "batch_size": req.batch_size, "workers": req.workers,
         "sla_ms": req.sla.end_to_end_ms, **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
         **{f"grid.{step}": ",".join(ids) for step, ids in req.grid.as_dict().items()},
-        "configurations": len(req.configurations), "configurations_possible": possible, "reuse": req.reuse, **env,
+        "configurations": len(req.configurations), "configurations_possible": possible, "reuse": req.reuse,
+        **req.executor.params(), **env,
     }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import Internal
-from mlproject.sweep.plan import Task
+from mlproject.sweep.plan import Executor, Task
 from steps.catalog import Catalog, Configuration, default_catalog
 from steps.modelstore import ModelStore
 from steps.runner import DocumentOutcome, evaluate_batches
@@ -102,9 +102,16 @@ def _evaluate_in_worker(task_json: str) -> ChunkResult:
     return evaluate(Task.from_json(task_json), _WORKER["catalog"])
 
 
-def run_tasks(tasks: Sequence[Task], workers: int, catalog: Catalog, on_result: Callable[[ChunkResult], None]) -> None:
+def run_tasks(tasks: Sequence[Task], workers: int, catalog: Catalog, on_result: Callable[[ChunkResult], None],
+              executor: Executor | None = None) -> None:
     """Every task, handing each result to `on_result` as it arrives (in task order within what arrived
-    together). One worker: in this process, with the caller's catalog; more: a process pool."""
+    together). One worker: in this process, with the caller's catalog; more: a process pool; executor ray:
+    Ray tasks (mlproject/sweep/execute_ray.py)."""
+    if executor is not None and executor.kind == "ray":
+        from mlproject.sweep.execute_ray import run_tasks_ray
+
+        run_tasks_ray(tasks, catalog, on_result, executor.address, workers)
+        return
     if workers <= 1:
         for task in tasks:
             on_result(evaluate(task, catalog))

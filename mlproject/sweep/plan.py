@@ -33,6 +33,37 @@ from steps.runner import Grid
 from steps.spec import PipelineSpec, Sla
 
 SCORING_VERSION = "1"  # bump when the assertions or metrics change meaning: finished runs are then redone
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where the tasks run: `local` (this machine's process pool, the default) or `ray` (a Ray cluster at
+    `address`, or a Ray instance started here when there is none)."""
+
+    kind: str = "local"
+    address: str | None = None
+
+    def params(self) -> dict[str, str]:
+        return {"executor": self.kind, **({"ray_address": self.address or "local"} if self.kind == "ray" else {})}
+
+
+def executor_param(executor: Any = None, ray_address: Any = None) -> Executor:
+    """`--executor local|ray` and `--ray-address`, checked: an unknown executor, an address without Ray, or Ray
+    not installed is a ParameterError naming the parameter."""
+    kind = "local" if is_default(executor) else str(executor).strip().lower()
+    if kind not in EXECUTORS:
+        raise ParameterError(f"parameter executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    address = None if is_default(ray_address) else str(ray_address).strip()
+    if address and kind != "ray":
+        raise ParameterError(f"parameter ray_address: {address!r} is only used with executor ray")
+    if kind == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as exc:
+            raise ParameterError("parameter executor: 'ray' needs Ray, which is not installed; install it with "
+                                 "`pip install 'cardflow[ray]'` (`make dev` does)") from exc
+    return Executor(kind, address)
 
 
 @dataclass(frozen=True)
@@ -50,6 +81,7 @@ class SweepRequest:
     report_root: Path = Path("reports")
     nested: bool = True  # False: run_config, one top-level run
     measure: MeasureParams = MeasureParams()
+    executor: Executor = Executor()
 
     @property
     def configurations(self) -> list[Configuration]:
@@ -61,14 +93,17 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
                   batch_size: Any = None, workers: Any = 2, sla_ms: Any = None, preprocess: Any = None,
                   ocr: Any = None, classify: Any = None, extract: Any = None, name: str | None = None,
                   reuse: bool = True, single: bool = False, report_root: Path = Path("reports"),
-                  latency_repeats: Any = None, stability_pct: Any = None, max_measure_s: Any = None) -> SweepRequest:
+                  latency_repeats: Any = None, stability_pct: Any = None, max_measure_s: Any = None,
+                  executor: Any = None, ray_address: Any = None) -> SweepRequest:
     """Validate every parameter before anything runs; errors name the parameter and the valid choices.
 
     `single` (run_config): one configuration — one variant per step, the spec's default configuration for
     every step not given — on one distribution, logged as one top-level run. `latency_repeats`,
     `stability_pct`, `max_measure_s`: how uncertain latencies are re-measured (default: the spec's `measure:`).
+    `executor`, `ray_address`: where the tasks run (see Executor).
     """
     measure = measure_params(spec.measure, latency_repeats, stability_pct, max_measure_s)
+    where = executor_param(executor, ray_address)
     grid_ids = {}
     for step, value in zip(STEPS, (preprocess, ocr, classify, extract), strict=True):
         chosen = names(value)
@@ -95,7 +130,7 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
     grid = Grid(**grid_ids)
     digest = hashlib.sha256(json.dumps([grid.as_dict(), dists, loaded.manifest_hash, batch]).encode()).hexdigest()
     return SweepRequest(loaded, dists, grid, batch, workers_n, sla, name or f"sweep-{digest[:8]}", reuse, report_root,
-                        nested=not single, measure=measure)
+                        nested=not single, measure=measure, executor=where)
 
 
 def measure_params(defaults: MeasureParams, latency_repeats: Any = None, stability_pct: Any = None,

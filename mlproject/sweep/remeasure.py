@@ -98,7 +98,7 @@ def remeasure(req: SweepRequest, records: Sequence[RunRecord], catalog: Catalog,
         if progress:
             progress(f"re-measuring latency: window {window}, {len(active)} runs")
         chunks: list[ChunkResult] = []
-        run_tasks(plan_tasks(timed_req, todo), req.workers, catalog, chunks.append)
+        run_tasks(plan_tasks(timed_req, todo), req.workers, catalog, chunks.append, req.executor)
         out.windows = window
         found: dict[Key, list[DocumentOutcome]] = {}
         shares: dict[Key, list[float]] = {}

@@ -113,7 +113,8 @@ def run_params(req: SweepRequest, config: Configuration, distribution: str, cata
     params.update({
         "config_id": config.id, "config_hash": config.short_hash, "corpus": str(req.corpus.root),
         "corpus_manifest_sha256": req.corpus.manifest_hash, "distribution": distribution, "documents": docs,
-        "batch_size": req.batch_size, "workers": req.workers, "cores": len(os.sched_getaffinity(0)),
+        "batch_size": req.batch_size, "workers": req.workers, **req.executor.params(),
+        "cores": req.workers if req.executor.kind == "ray" else len(os.sched_getaffinity(0)),
         "sla_ms": req.sla.end_to_end_ms, **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()}, **env,
     })
     return params
