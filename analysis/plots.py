@@ -137,3 +137,22 @@ def step_breakdown_png(bars: dict[str, dict[str, float]], path: Path, title: str
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def search_png(table, path: Path) -> Path:
+    """Survivors per stage of a halving search, one line per distribution (log scale), documents on top."""
+    fig, ax = figure((6.4, 3.6))
+    for dist, part in table.groupby("distribution", sort=False):
+        ax.plot(part["stage"], part["evaluated"], marker="o", label=dist)
+        for _, row in part.iterrows():
+            ax.annotate(f"{row['documents']} docs", (row["stage"], row["evaluated"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("stage")
+    ax.set_ylabel("configurations evaluated")
+    ax.set_xticks(sorted(table["stage"].unique()))
+    ax.set_title("successive halving: configurations per stage (documents seen annotated)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

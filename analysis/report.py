@@ -8,7 +8,7 @@ from pathlib import Path
 import markdown
 import pandas as pd
 
-from analysis.plots import accuracy_vs_latency_png, heatmap_png, step_breakdown_png
+from analysis.plots import accuracy_vs_latency_png, heatmap_png, search_png, step_breakdown_png
 from analysis.real import CorpusInfo, best_by_mrz, describe_corpus, mrz_table
 from analysis.sweep import (
     SweepData,
@@ -17,6 +17,7 @@ from analysis.sweep import (
     load_sweep,
     results_table,
     robustness,
+    search_table,
 )
 from corpus.capture import load_presets
 from steps.base import STEPS
@@ -145,6 +146,7 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
         "that failed in a step fails all of its assertions.", "",
         "\n".join(f"- `{name}`: {what}" for name, what in ASSERTIONS), "",
         *([_mrz_section(data, client, out_dir / "mrz_real.csv")] if info.real_mrz else []),
+        *_search_section(data, out_dir),
         "## Best configuration per distribution", "",
         "Most accurate configuration surely meeting the SLA (verdict met; ties: lower p95 latency); "
         "`uncertain` counts the configurations near the line.", "", _md_table(best), "",
@@ -162,6 +164,23 @@ def write_sweep_report(parent_run_id: str, out_dir: Path, catalog: Catalog, clie
     (out_dir / "report.md").write_text(md, encoding="utf-8")
     write_html(md, data.manifest["name"], out_dir / "report.html")
     return out_dir
+
+
+def _search_section(data: SweepData, out_dir: Path) -> list[str]:
+    """A halving search (sweep.json `search`): the stages per distribution and where the winner ranked."""
+    table = search_table(data.manifest)
+    if table.empty:
+        return []
+    search = data.manifest["search"]
+    search_png(table, out_dir / "search.png")
+    pruned = len(search.get("pruned", []))
+    return ["## The search", "",
+            f"Successive halving on documents (eta {search['search_eta']}, {search['search_first_docs']} documents "
+            "first): every configuration on the first documents of each distribution, the best 1/eta of them on eta "
+            "times as many, and so on to the whole corpus; the tables below rank only the configurations that got "
+            f"there. The {pruned} pruned (configuration, distribution) pairs are runs too, tagged "
+            "`cardflow.search=pruned` with `cardflow.search_stage` and `cardflow.search_documents`.", "",
+            _md_table(table), "", "![search](search.png)", ""]
 
 
 def _measuring_note(data) -> str:

@@ -110,3 +110,20 @@ def accuracy_pivot(df: pd.DataFrame) -> pd.DataFrame:
     pivot = df.pivot_table(index="label", columns="distribution", values="accuracy", aggfunc="mean")
     pivot = pivot[[d for d in dict.fromkeys(df["distribution"]) if d in pivot.columns]]
     return pivot.loc[pivot.mean(axis=1).sort_values(ascending=False).index]
+
+
+def search_table(manifest: dict[str, Any]) -> pd.DataFrame:
+    """A halving search's stages per distribution (sweep.json `search`): documents, configurations evaluated and
+    kept, the stage's best and its accuracy, and where the final winner ranked at that stage. Empty for an
+    exhaustive sweep."""
+    search = manifest.get("search") or {}
+    rows = []
+    for dist, stages in (search.get("stages") or {}).items():
+        ranks = (search.get("winner_ranks") or {}).get(dist, [])
+        for stage in stages:
+            k = stage["stage"]
+            rows.append({"distribution": dist, "stage": k, "documents": stage["documents"],
+                         "evaluated": stage["evaluated"], "kept": stage["kept"],
+                         "best accuracy %": round(100 * stage["best_accuracy"], 1),
+                         "winner's rank": ranks[k] if k < len(ranks) and ranks[k] is not None else "-"})
+    return pd.DataFrame(rows)

@@ -215,8 +215,17 @@ def _evaluate(sub) -> None:
     sweep.add_argument("--no-reuse", action="store_true", help="recompute every configuration from scratch "
                        "(no shared-prefix reuse; for benchmarks)")
     sweep.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (default reports/)")
-    sweep.set_defaults(run=lambda a, ctx: _module("commands").sweep(ctx, **_sweep_params(a), name=a.name, reuse=not a.no_reuse,
-                                                         report_root=a.reports))
+    sweep.add_argument("--search", type=optional, help="exhaustive (every configuration on every document, the "
+                       "default) or halving (successive halving on documents: every configuration on a few, the best "
+                       "1/eta on eta times as many, … until the full corpus)")
+    sweep.add_argument("--search-eta", "--search_eta", dest="search_eta", type=optional,
+                       help="with --search halving: keep 1/eta per stage, documents ×eta (default 3)")
+    sweep.add_argument("--search-first-docs", "--search_first_docs", dest="search_first_docs", type=optional,
+                       help="with --search halving: documents per distribution at the first stage (default 4, "
+                            "rounded up to whole batches)")
+    sweep.set_defaults(run=lambda a, ctx: _module("commands").sweep(
+        ctx, **_sweep_params(a), name=a.name, reuse=not a.no_reuse, report_root=a.reports, search=a.search,
+        search_eta=a.search_eta, search_first_docs=a.search_first_docs))
 
     run_config = sub.add_parser("run-config", help="one configuration on one distribution → one MLflow run",
                                 description="Run one configuration — the given variants, the spec's default "

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from analysis.report import write_sweep_report
 from mlproject.sweep.execute import ChunkResult, run_tasks
+from mlproject.sweep.halving import HalvingResult, run_halving
 from mlproject.sweep.plan import SweepRequest, Task, build_request, code_version, plan_tasks
 from mlproject.sweep.record import RunRecord, breakdown_text, build_record
 from mlproject.sweep.remeasure import Remeasured, remeasure
@@ -54,6 +55,9 @@ class SweepResult:
     unique_compute_s: float = 0.0
     logging_s: float = 0.0  # main process: building run records and logging them to MLflow
     node_seconds: dict[str, float] = field(default_factory=dict)
+    node_docs: dict[str, int] = field(default_factory=dict)  # unique step computation -> documents computed
+    pruned: dict[tuple[str, str], str] = field(default_factory=dict)  # --search halving: pruned runs
+    search: HalvingResult | None = None
     mean_latency_ms: dict[tuple[str, str], float] = field(default_factory=dict)  # end to end, per document
     warmup_ms: dict[str, list[float]] = field(default_factory=dict)  # variant id → its warm-up run per worker
     verdicts: dict[tuple[str, str], str] = field(default_factory=dict)  # (config id, distribution) → SLA verdict
@@ -80,7 +84,7 @@ def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None 
     for dist in req.distributions:
         for config in configs:
             done = finished.get((config.short_hash, dist, codes[config.id]))
-            if done:
+            if done and req.search.kind == "exhaustive":  # a search ranks every configuration afresh
                 result.runs[(config.id, dist)] = done
                 result.skipped += 1
             else:
@@ -99,11 +103,18 @@ def run_sweep(req: SweepRequest, catalog: Catalog, *, spec: PipelineSpec | None 
             result.logged += 1
             records.append(record)
 
+        def log_pruned(record: RunRecord) -> None:
+            run_id = log_run(client, experiment_id, parent_id, req, record, catalog, env, codes[record.config.id], key)
+            result.pruned[(record.config.id, record.distribution)] = run_id
+
         def update_one(record: RunRecord) -> None:
             update_run(client, result.runs[(record.config.id, record.distribution)], req, record)
             result.verdicts[(record.config.id, record.distribution)] = record.verdict(req.sla)
 
-        _execute(req, todo, catalog, result, log_one, progress)
+        if req.search.kind == "halving":
+            _execute_halving(req, todo, catalog, result, log_one, log_pruned, progress)
+        else:
+            _execute(req, todo, catalog, result, log_one, progress)
         result.remeasured = remeasure(req, records, catalog, update_one,
                                       (lambda text: tqdm.write(text)) if progress else None)
         for record in records:
@@ -149,10 +160,7 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: C
     bar.set_postfix_str(f"skipped {result.skipped} finished")
 
     def collect(chunk: ChunkResult) -> None:
-        for node, seconds in chunk.node_seconds.items():
-            result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
-        for vid, ms in chunk.warmup_ms.items():
-            result.warmup_ms.setdefault(vid, []).append(ms)
+        _absorb(result, chunk)
         parts = arrived.setdefault(chunk.group, [])
         parts.append(chunk)
         if len(parts) < expected[chunk.group]:
@@ -173,6 +181,74 @@ def _execute(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: C
     run_tasks(tasks, req.workers, catalog, collect, req.executor)
     bar.close()
     result.unique_compute_s = sum(result.node_seconds.values())
+
+
+def _absorb(result: SweepResult, chunk: ChunkResult) -> None:
+    for node, seconds in chunk.node_seconds.items():
+        result.node_seconds[node] = result.node_seconds.get(node, 0.0) + seconds
+    for node, docs in chunk.node_docs.items():
+        result.node_docs[node] = result.node_docs.get(node, 0) + docs
+    for vid, ms in chunk.warmup_ms.items():
+        result.warmup_ms.setdefault(vid, []).append(ms)
+
+
+def search_evaluator(req: SweepRequest, catalog: Catalog, result: SweepResult, load: dict[str, list] | None = None):
+    """What halving calls per stage: the stage's configurations on its new documents, as the sweep's tasks (shared
+    prefixes once per document) on the request's executor; each (configuration id, distribution)'s outcomes."""
+    def evaluate(todo: dict[str, list[Configuration]], docs: dict) -> dict[tuple[str, str], list]:
+        chunks: list[ChunkResult] = []
+        run_tasks(plan_tasks(req, todo, docs), req.workers, catalog, chunks.append, req.executor)
+        found: dict[tuple[str, str], list] = {}
+        for chunk in sorted(chunks, key=lambda c: (c.group, c.chunk)):
+            _absorb(result, chunk)
+            if load is not None:
+                load.setdefault(chunk.group[0], []).append((chunk.peak_mb, chunk.other_cpu_share))
+            for config_id, outcomes in chunk.outcomes.items():
+                found.setdefault((config_id, chunk.group[0]), []).extend(outcomes)
+        return found
+    return evaluate
+
+
+def _execute_halving(req: SweepRequest, todo: dict[str, list[Configuration]], catalog: Catalog, result: SweepResult,
+                     log_one, log_pruned, progress: bool) -> None:
+    """Successive halving (mlproject/sweep/halving.py), then one run per (configuration, distribution): the last
+    stage's as full runs, the others as pruned runs tagged with their stage and the documents they saw."""
+    docs = {dist: [d for d in req.corpus if d.distribution == dist] for dist in todo}
+    load: dict[str, list] = {}
+    bar = tqdm(desc=f"{req.name} (halving)", unit="config-stage", disable=not progress,
+               bar_format="{l_bar}{n_fmt} evaluated [{elapsed}]{postfix}")
+
+    def on_stage(dist: str, stage) -> None:
+        bar.update(len(stage.evaluated))
+        bar.set_postfix_str(f"{dist}: stage {stage.index} on {stage.documents} docs kept {len(stage.kept)}/"
+                            f"{len(stage.evaluated)}")
+        if progress:
+            tqdm.write(f"{dist}: stage {stage.index}, {stage.documents} documents: {len(stage.evaluated)} evaluated, "
+                       f"{len(stage.kept)} kept (best {stage.accuracy[stage.evaluated[0]]:.1%})")
+
+    search = run_halving(todo, docs, req.search, req.batch_size, search_evaluator(req, catalog, result, load), on_stage)
+    bar.close()
+    result.search = search
+    result.unique_compute_s = sum(result.node_seconds.values())
+    started = time.perf_counter()
+    bar = tqdm(total=len(search.outcomes), desc=f"{req.name} (logging)", unit="run", disable=not progress)
+    for (config_id, dist), outcomes in search.outcomes.items():
+        peak_mb = max(p for p, _ in load[dist])
+        share = sum(s for _, s in load[dist]) / len(load[dist])
+        record = build_record(Configuration(*config_id.split("|")), dist, outcomes, req.sla, peak_mb,
+                              measure=req.measure, other_cpu_share=share)
+        stage = search.stopped[(config_id, dist)]
+        final = search.is_final(config_id, dist)
+        ranks = search.ranks(config_id, dist)
+        record.search = {"cardflow.search": "survivor" if final else "pruned", "cardflow.search_stage": str(stage),
+                         "cardflow.search_documents": str(len(outcomes)),
+                         "cardflow.search_ranks": ",".join("" if r is None else str(r) for r in ranks)}
+        (log_one if final else log_pruned)(record)
+        if not final:
+            record.outcomes = None
+        bar.update(1)
+    bar.close()
+    result.logging_s += time.perf_counter() - started
 
 
 def compute_only(req: SweepRequest, catalog: Catalog) -> tuple[float, float]:
@@ -198,7 +274,7 @@ def _sweep_params(req: SweepRequest, catalog: Catalog, env: dict[str, str]) -> d
         "sla_ms": req.sla.end_to_end_ms, **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
         **{f"grid.{step}": ",".join(ids) for step, ids in req.grid.as_dict().items()},
         "configurations": len(req.configurations), "configurations_possible": possible, "reuse": req.reuse,
-        **req.executor.params(), **env,
+        **req.executor.params(), **req.search.params(), **env,
     }
 
 
@@ -209,6 +285,7 @@ def _sweep_metrics(req: SweepRequest, result: SweepResult) -> dict[str, float]:
             "runs_skipped": float(result.skipped), "remeasure_s": result.remeasured.seconds,
             "runs_remeasured": float(len(result.remeasured.chosen)),
             "remeasure_windows": float(result.remeasured.windows),
+            "step_computations": float(sum(result.node_docs.values())), "runs_pruned": float(len(result.pruned)),
             **{f"runs_sla_{v}": float(verdicts.count(v)) for v in ("met", "uncertain", "missed")},
             **{f"warmup_ms.{vid}": sum(ms) / len(ms) for vid, ms in result.warmup_ms.items()}}
 
@@ -221,6 +298,14 @@ def _sweep_manifest(req: SweepRequest, result: SweepResult, codes: dict[str, str
         "grid": {k: list(v) for k, v in req.grid.as_dict().items()},
         "runs": [{"config_id": cid, "distribution": dist, "run_id": run_id, "code": codes[cid]}
                  for (cid, dist), run_id in sorted(result.runs.items())],
+        **({"search": {**req.search.params(), "stages": result.search.manifest(),
+                       "pruned": [{"config_id": cid, "distribution": dist, "run_id": run_id,
+                                   "stage": result.search.stopped[(cid, dist)],
+                                   "documents": len(result.search.outcomes[(cid, dist)])}
+                                  for (cid, dist), run_id in sorted(result.pruned.items())],
+                       "winner_ranks": {dist: result.search.ranks(result.search.survivors(dist)[0], dist)
+                                        for dist in result.search.stages}}}
+           if result.search is not None else {}),
         "measuring": {"repeats": req.measure.repeats, "stability_pct": req.measure.stability_pct,
                       "max_measure_s": req.measure.max_measure_s, "contention": req.measure.contention,
                       "runs_remeasured": len(result.remeasured.chosen), "windows": result.remeasured.windows,

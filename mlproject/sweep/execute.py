@@ -32,6 +32,7 @@ class ChunkResult:
     peak_mb: float
     warmup_ms: dict[str, float] = field(default_factory=dict)  # variant id -> its warm-up run in this worker
     other_cpu_share: float = 0.0  # CPU time of processes outside the sweep over the machine's CPU time, 0..1
+    node_docs: dict[str, int] = field(default_factory=dict)  # unique step computation -> documents it computed
 
 
 class LoadMeter:
@@ -74,6 +75,7 @@ def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
     configs = [Configuration(*cid.split("|")) for cid in task.config_ids]
     outcomes: dict[str, list[DocumentOutcome]] = {c.id: [] for c in configs}
     node_seconds: dict[str, float] = {}
+    node_docs: dict[str, int] = {}
     warmup_ms: dict[str, float] = {}
     batches = task.batches()
     meter = LoadMeter()
@@ -88,8 +90,10 @@ def evaluate(task: Task, catalog: Catalog) -> ChunkResult:
         for node, t in part.nodes.items():
             key = f"{task.group[0]}#{node}" if task.reuse else f"{task.group[0]}#{configs[k].id}#{node}"
             node_seconds[key] = node_seconds.get(key, 0.0) + t.wall_ms / 1000.0
+            if node != "decode":
+                node_docs[key] = node_docs.get(key, 0) + len(task.docs)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb, warmup_ms, share)
+    return ChunkResult(task.group, task.chunk, outcomes, node_seconds, peak_mb, warmup_ms, share, node_docs)
 
 
 def _init_worker(store_root: str) -> None:

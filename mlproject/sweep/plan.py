@@ -25,6 +25,7 @@ from common.params import (
 )
 from corpus.records import Corpus, DocumentRef, GroundTruth
 from corpus.resolve import resolve_corpus
+from mlproject.sweep.halving import SearchParams, search_param
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
 from steps.errors import StepError
@@ -82,6 +83,7 @@ class SweepRequest:
     nested: bool = True  # False: run_config, one top-level run
     measure: MeasureParams = MeasureParams()
     executor: Executor = Executor()
+    search: SearchParams = SearchParams()
 
     @property
     def configurations(self) -> list[Configuration]:
@@ -94,16 +96,21 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
                   ocr: Any = None, classify: Any = None, extract: Any = None, name: str | None = None,
                   reuse: bool = True, single: bool = False, report_root: Path = Path("reports"),
                   latency_repeats: Any = None, stability_pct: Any = None, max_measure_s: Any = None,
-                  executor: Any = None, ray_address: Any = None) -> SweepRequest:
+                  executor: Any = None, ray_address: Any = None, search: Any = None, search_eta: Any = None,
+                  search_first_docs: Any = None) -> SweepRequest:
     """Validate every parameter before anything runs; errors name the parameter and the valid choices.
 
     `single` (run_config): one configuration — one variant per step, the spec's default configuration for
     every step not given — on one distribution, logged as one top-level run. `latency_repeats`,
     `stability_pct`, `max_measure_s`: how uncertain latencies are re-measured (default: the spec's `measure:`).
-    `executor`, `ray_address`: where the tasks run (see Executor).
+    `executor`, `ray_address`: where the tasks run (see Executor). `search`, `search_eta`, `search_first_docs`:
+    exhaustive (every configuration on every document) or successive halving (mlproject/sweep/halving.py).
     """
     measure = measure_params(spec.measure, latency_repeats, stability_pct, max_measure_s)
     where = executor_param(executor, ray_address)
+    how = search_param(search, search_eta, search_first_docs)
+    if single and how.kind != "exhaustive":
+        raise ParameterError("parameter search: run-config runs one configuration; search halving is for sweep")
     grid_ids = {}
     for step, value in zip(STEPS, (preprocess, ocr, classify, extract), strict=True):
         chosen = names(value)
@@ -130,7 +137,7 @@ def build_request(*, catalog: Catalog, spec: PipelineSpec, corpus: str | Path | 
     grid = Grid(**grid_ids)
     digest = hashlib.sha256(json.dumps([grid.as_dict(), dists, loaded.manifest_hash, batch]).encode()).hexdigest()
     return SweepRequest(loaded, dists, grid, batch, workers_n, sla, name or f"sweep-{digest[:8]}", reuse, report_root,
-                        nested=not single, measure=measure, executor=where)
+                        nested=not single, measure=measure, executor=where, search=how)
 
 
 def measure_params(defaults: MeasureParams, latency_repeats: Any = None, stability_pct: Any = None,
@@ -194,15 +201,17 @@ class Task:
         return [list(self.docs[k : k + self.batch_size]) for k in range(0, len(self.docs), self.batch_size)]
 
 
-def plan_tasks(req: SweepRequest, todo: dict[str, list[Configuration]]) -> list[Task]:
-    """One group per (distribution, preprocessing variant): its documents go through preprocessing once
-    and the tree of configurations under it. Groups are cut into chunks of whole batches so that about
-    8 tasks per worker keep every core busy to the end (a chunk never splits a batch)."""
+def plan_tasks(req: SweepRequest, todo: dict[str, list[Configuration]],
+               docs_by_dist: dict[str, Sequence[DocumentRef]] | None = None) -> list[Task]:
+    """One group per (distribution, preprocessing variant): its documents (the corpus's, or `docs_by_dist`'s)
+    go through preprocessing once and the tree of configurations under it. Groups are cut into chunks of whole
+    batches so that about 8 tasks per worker keep every core busy to the end (a chunk never splits a batch)."""
     groups = [(dist, prefix) for dist, configs in todo.items() for prefix in dict.fromkeys(c.preprocess for c in configs)]
     per_group = max(1, -(-8 * req.workers // max(1, len(groups)))) if req.workers > 1 else 1
     tasks = []
     for dist, prefix in groups:
-        docs = [d for d in req.corpus if d.distribution == dist]
+        docs = list(docs_by_dist[dist]) if docs_by_dist is not None else [
+            d for d in req.corpus if d.distribution == dist]
         ids = tuple(c.id for c in todo[dist] if c.preprocess == prefix)
         n_batches = -(-len(docs) // req.batch_size)
         chunks = min(per_group, n_batches)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class RunRecord:
     most_expensive_step: str = ""
     outcomes: list[DocumentOutcome] | None = None  # kept while the sweep may re-measure the run's latency
     contention: float = MeasureParams().contention
+    search: dict[str, str] = field(default_factory=dict)  # --search halving: cardflow.search* tags
 
     def verdict(self, sla: Sla) -> str:
         """'met' / 'uncertain' / 'missed' (steps/latency.py; a miss under heavy contention is uncertain)."""

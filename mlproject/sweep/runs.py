@@ -34,7 +34,7 @@ def finished_runs(client, experiment_id: str, corpus_sha: str, batch_size: int) 
                        f"and tags.`cardflow.batch_size` = '{batch_size}' and attributes.status = 'FINISHED'"),
         max_results=50000, order_by=["attributes.start_time ASC"])
     return {(r.data.tags["cardflow.config_hash"], r.data.tags["cardflow.distribution"], r.data.tags["cardflow.code"]):
-            r.info.run_id for r in runs}
+            r.info.run_id for r in runs if r.data.tags.get("cardflow.search") != "pruned"}  # pruned: a few docs only
 
 
 def kill_stale(client, experiment_id: str, key: str) -> None:
@@ -89,7 +89,7 @@ def run_tags(req: SweepRequest, record: RunRecord, code: str, key: str) -> dict[
             "cardflow.distribution": record.distribution, "cardflow.corpus_sha": req.corpus.manifest_hash,
             "cardflow.batch_size": str(req.batch_size), "cardflow.code": code, "cardflow.sweep_key": key,
             "cardflow.config_label": config.label, "cardflow.most_expensive_step": record.most_expensive_step,
-            **verdict_tags(req, record)}
+            **verdict_tags(req, record), **record.search}
 
 
 def verdict_tags(req: SweepRequest, record: RunRecord) -> dict[str, str]:
@@ -128,6 +128,7 @@ def log_run(client, experiment_id: str, parent_id: str | None, req: SweepRequest
 
     tags = run_tags(req, record, code, key)
     params = run_params(req, record.config, record.distribution, catalog, env)
+    params["documents"] = int(record.metrics.get("documents", params["documents"]))  # a pruned run: those it saw
     description = record.description(req.sla)
     if parent_id is not None and not req.nested:  # run_config under `mlflow run`: the entry point's own run
         mlflow.set_tags({**tags, "mlflow.runName": record.name, "mlflow.note.content": description})

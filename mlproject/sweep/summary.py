@@ -16,6 +16,14 @@ def print_summary(result: SweepResult, rows: int = 12) -> None:
     data = load_sweep(result.parent_run_id, client_for())
     print(f"\nsweep: {result.logged} runs logged, {result.skipped} already finished (skipped), "
           f"{result.wall_s:.0f} s; parent run {result.parent_run_id}")
+    if result.search is not None:
+        for dist, stages in result.search.stages.items():
+            trail = " → ".join(f"{len(s.evaluated)} on {s.documents} docs" for s in stages)
+            ranks = result.search.ranks(stages[-1].evaluated[0], dist)
+            print(f"search halving, {dist}: {trail}; the winner ranked "
+                  f"{', '.join('-' if r is None else str(r) for r in ranks)} at the stages")
+        print(f"  {len(result.pruned)} pruned runs logged too (tag cardflow.search=pruned, with the stage and the "
+              f"documents they saw); {sum(result.node_docs.values())} document-step computations")
     again = result.remeasured
     if again.chosen:
         verdicts = list(result.verdicts.values())
