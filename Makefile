@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo serve test test-fast test-image image-serving lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability bench-serve clean
+.PHONY: help venv dev demo serve test test-fast test-image image-serving lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability bench-serve bench-search clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -93,6 +93,9 @@ lock:  ## re-resolve the pinned dependencies into requirements.lock
 
 bench-serve: $(DEV_STAMP)  ## in-process pipeline vs the served chain (1/4/8 clients), compute limit, batching on vs off
 	$(BIN)/python bench/bench_serve.py
+
+bench-search: $(STAMP)  ## successive halving vs the exhaustive sweep: best per distribution, accuracy gap, share of the work
+	$(BIN)/python bench/bench_search.py
 
 bench-registry: $(DEV_STAMP)  ## register the catalog on a real mlflow server + S3: size, register time, cold vs warm loads
 	$(BIN)/python bench/bench_registry.py

@@ -354,4 +354,4 @@ def test_the_notebook_regenerates_tables_and_plots(sweep_env, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr[-3000:]
     text, pictures = run_notebook("milestone1.ipynb", {"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"]})
     assert "8 runs" in text and "channel:red | tesseract:lstm-fast" in text
-    assert pictures == 2
+    assert pictures == 2 and "This sweep was exhaustive" in text

@@ -1,8 +1,8 @@
 """A search that does not try everything: successive halving on documents (`cardflow sweep --search halving`).
 
 Per distribution, every configuration is evaluated on the first few documents (`first_docs`, whole batches); the
-best 1/`eta` (by accuracy — assertions passed over evaluated — then assertions passed, then the lower mean latency)
-survive, and the survivors go on to `eta` times as many documents, until the full corpus. A survivor only
+best 1/`eta` (by accuracy — assertions passed over evaluated — then assertions passed, then the grid's order: the
+same corpus and grid always prune the same way) survive, and the survivors go on to `eta` times as many documents, until the full corpus. A survivor only
 computes the documents it has not seen yet (its earlier outcomes are kept: a document's outcome does not depend on
 the others), and each stage runs as the sweep's tasks do, so shared prefixes are computed once per document.
 
@@ -101,13 +101,14 @@ class HalvingResult:
 
 
 def _rank(outcomes: dict[str, list[DocumentOutcome]]) -> tuple[list[str], dict[str, float]]:
+    """Best first: accuracy, then assertions passed, then the grid's order (never the measured latency, so the
+    same corpus and grid always prune the same configurations)."""
     scores = {}
-    for cid, found in outcomes.items():
+    for k, (cid, found) in enumerate(outcomes.items()):
         summary = Summary()
         for outcome in found:
             summary.add(outcome)
-        mean = sum(o.end_to_end_ms for o in found) / max(1, len(found))
-        scores[cid] = (summary.accuracy, summary.passed, -mean)
+        scores[cid] = (summary.accuracy, summary.passed, -k)
     order = sorted(scores, key=lambda cid: scores[cid], reverse=True)
     return order, {cid: scores[cid][0] for cid in order}
 
