@@ -123,3 +123,15 @@ def test_bad_search_parameters_name_the_parameter(search_env, tmp_path: Path) ->
         out = _cli(*_args(corpus, tmp_path, "bad", *extra), env=env)
         assert out.returncode == 2 and message in out.stderr, (extra, out.stderr[-500:])
         assert "Traceback" not in out.stderr
+
+
+def test_survivors_come_from_the_best_prefixes() -> None:
+    from mlproject.sweep.halving import keep
+
+    order = [f"p/{a}|o/x|c/{c}|e/1" for a, c in [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2), ("c", 2),
+                                                 ("a", 3), ("b", 3), ("c", 3)]]
+    # 3 prefixes → the best 1 (a, whose best ranks first); 9 configurations → 3, all under a
+    assert keep(order, 3) == ["p/a|o/x|c/1|e/1", "p/a|o/x|c/2|e/1", "p/a|o/x|c/3|e/1"]
+    # eta 2: prefixes a, b; 5 configurations in rank order from them
+    assert keep(order, 2) == ["p/a|o/x|c/1|e/1", "p/b|o/x|c/1|e/1", "p/a|o/x|c/2|e/1", "p/b|o/x|c/2|e/1",
+                              "p/a|o/x|c/3|e/1"]

@@ -1,15 +1,17 @@
 """A search that does not try everything: successive halving on documents (`cardflow sweep --search halving`).
 
-Per distribution, every configuration is evaluated on the first few documents (`first_docs`, whole batches); the
-best 1/`eta` (by accuracy — assertions passed over evaluated — then assertions passed, then the grid's order: the
-same corpus and grid always prune the same way) survive, and the survivors go on to `eta` times as many documents, until the full corpus. A survivor only
+Per distribution, every configuration is evaluated on the first few documents (`first_docs`, whole batches).
+Ranked by accuracy (assertions passed over evaluated), then assertions passed, then the grid's order (the same
+corpus and grid always prune the same way), the best 1/`eta` survive — taken from the best 1/`eta` of their
+(preprocessing, OCR) prefixes (`keep`: OCR is most of the work, and a prefix is computed once for every
+configuration under it) — and go on to `eta` times as many documents, until the full corpus. A survivor only
 computes the documents it has not seen yet (its earlier outcomes are kept: a document's outcome does not depend on
 the others), and each stage runs as the sweep's tasks do, so shared prefixes are computed once per document.
 
-    stage  documents  configurations (2,352 per distribution, eta 3, first 4 of 30 documents)
-    0      4          2,352
-    1      12         784
-    2      30         262     → full runs; the best of these is the search's answer
+    stage  documents  configurations (672 per distribution in 32 prefixes, eta 3, first 4 of 32 documents)
+    0      4          672 (32 prefixes)
+    1      12         224 (11 prefixes)
+    2      32          75 (4 prefixes)  → full runs; the best of these is the search's answer
 
 Every configuration ends with the outcomes of the documents it saw; `run_sweep` logs the last stage's as full runs
 (the report ranks only those) and the others as runs tagged `cardflow.search=pruned` with the stage they stopped at
@@ -113,6 +115,20 @@ def _rank(outcomes: dict[str, list[DocumentOutcome]]) -> tuple[list[str], dict[s
     return order, {cid: scores[cid][0] for cid in order}
 
 
+def prefix(config_id: str) -> str:
+    """The expensive, shared part of a configuration: its preprocessing and OCR variants."""
+    return "|".join(config_id.split("|")[:2])
+
+
+def keep(order: Sequence[str], eta: int) -> list[str]:
+    """The best 1/eta of the configurations (`order`: best first), taken from the best 1/eta of their
+    (preprocessing, OCR) prefixes — a prefix ranks as its best configuration. OCR is most of the work and a prefix
+    is computed once for all the configurations under it, so pruning prefixes is what saves the work."""
+    prefixes = list(dict.fromkeys(prefix(cid) for cid in order))
+    top = set(prefixes[: max(1, -(-len(prefixes) // eta))])
+    return [cid for cid in order if prefix(cid) in top][: max(1, -(-len(order) // eta))]
+
+
 Evaluate = Callable[[dict[str, list[Configuration]], dict[str, list[DocumentRef]]],
                     dict[tuple[str, str], list[DocumentOutcome]]]
 
@@ -143,7 +159,7 @@ def run_halving(todo: dict[str, list[Configuration]], docs: dict[str, Sequence[D
             seen[dist] = sizes[dist][stage]
             order, accuracy = _rank({cid: result.outcomes[(cid, dist)] for cid in alive[dist]})
             last = stage == len(sizes[dist]) - 1
-            kept = order if last else order[: max(1, -(-len(order) // params.eta))]
+            kept = order if last else keep(order, params.eta)
             record = StageRecord(stage, seen[dist], order, kept, accuracy)
             result.stages.setdefault(dist, []).append(record)
             if on_stage:
