@@ -55,8 +55,9 @@ ENTRYPOINT ["cardflow"]
 CMD ["serve", "--help"]
 
 # The sweep on a Ray cluster (serving/k8s/sweep: a KubeRay RayJob runs `ray start` in it, head and workers): the
-# base plus the `ray` extra at the lock's pin. Generated corpora, reports and the model store go to /data (a shared
-# volume); /app/data and /app/reports point there.
+# base plus the `ray` extra at the lock's pin. Generated corpora, reports, local MLflow artifacts and the model store
+# go to /data (a shared volume; create /data/reports and /data/mlruns on it first); /app/data, /app/reports and
+# /app/mlruns point there.
 FROM base AS sweep
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
@@ -64,7 +65,8 @@ RUN --mount=type=secret,id=ca_bundle \
     "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['ray']))")
 ENV HOME=/tmp CARDFLOW_MODELS=/data/models MPLCONFIGDIR=/tmp/matplotlib RAY_USAGE_STATS_ENABLED=0
 RUN useradd --uid 10001 --no-create-home --home-dir /tmp cardflow && mkdir -p /data && chown 10001 /data \
-    && ln -s /data /app/data && ln -s /data/reports /app/reports && python -c "import ray, mlproject.sweep.execute_ray"
+    && ln -s /data /app/data && ln -s /data/reports /app/reports && ln -s /data/mlruns /app/mlruns \
+    && python -c "import ray, mlproject.sweep.execute_ray"
 USER 10001
 
 FROM base AS demo

@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 LOCK := requirements.lock
 WORKERS ?= 2
 
-.PHONY: help venv dev demo serve test test-fast test-image image-serving lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability bench-serve bench-search clean
+.PHONY: help venv dev demo serve test test-fast test-image image-serving image-sweep lint lock k8s-rules system-deps bench bench-corpus bench-sweep bench-registry bench-real bench-stability bench-serve bench-search clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -46,6 +46,7 @@ test: $(DEV_STAMP) system-deps  ## the whole test suite
 # base; the host's CA bundle goes in as a build secret for pip behind a TLS-intercepting proxy (not kept in the image).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 SERVING_IMAGE ?= localhost/cardflow/serving:$(VERSION)
+SWEEP_IMAGE ?= localhost/cardflow/sweep:$(VERSION)
 BASE_IMAGE ?= localhost/cardflow/bookworm-python:3.11
 PODMAN := podman --runtime runc
 PODMAN_BUILD_FLAGS ?=
@@ -83,6 +84,11 @@ bench-stability: $(STAMP)  ## the same sweep 3× measured the old and the new wa
 bench-real: $(STAMP)  ## real documents (../shared/data/real-dev): exact MRZ, all fields, s/doc vs SLA per configuration
 	$(BIN)/python bench/bench_real.py --workers $(WORKERS)
 
+image-sweep:  ## build the Ray sweep image (Dockerfile target sweep: the serving base + the ray extra; serving/k8s/sweep runs it)
+	bash deploy/base-image.sh $(BASE_IMAGE)
+	$(PODMAN) build --format docker --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $(PODMAN_BUILD_FLAGS) \
+	  $(CA_SECRET) \
+	  --target sweep --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWEEP_IMAGE) .
 k8s-rules: $(STAMP)  ## regenerate serving/k8s/monitoring/prometheusrule.yaml from serving/monitoring/rules
 	$(BIN)/python serving/monitoring/render_prometheusrule.py
 

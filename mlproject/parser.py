@@ -179,7 +179,8 @@ def _executor_arguments(parser: argparse.ArgumentParser) -> None:
                         "the default) or ray (Ray tasks; needs `pip install 'cardflow[ray]'`)")
     parser.add_argument("--ray-address", "--ray_address", dest="ray_address", type=optional,
                         help="with --executor ray: the cluster to join, HOST:PORT or ray://HOST:PORT (default: "
-                             "$RAY_ADDRESS, else a Ray instance started here with --workers CPUs)")
+                             "$RAY_ADDRESS, else the cluster `ray start` runs on this machine, else a Ray instance started "
+                             "here with --workers CPUs)")
 
 
 def _measure_arguments(parser: argparse.ArgumentParser, what: str) -> None:

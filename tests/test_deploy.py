@@ -359,7 +359,9 @@ def test_the_sweep_rayjob_validates_and_runs_the_sweep_entry_point_on_the_team_s
         assert doc["metadata"]["namespace"] == "cardflow"
     job = _by(rendered, "RayJob")["cardflow-sweep"]
     spec = job["spec"]
-    words = spec["entrypoint"].split()
+    setup, _, command = spec["entrypoint"].partition(" && ")
+    assert setup == "mkdir -p /data/reports /data/mlruns"  # what /app/reports and /app/mlruns point at (Dockerfile)
+    words = command.split()
     assert words[:5] == ["mlflow", "run", "/app", "-e", "sweep"] and "--env-manager" in words
     given = dict(words[k + 1].split("=", 1) for k, w in enumerate(words) if w == "-P")
     assert given["executor"] == "ray" and set(given) <= _mlproject_parameters("sweep")

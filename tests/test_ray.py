@@ -7,6 +7,7 @@ errors naming the parameter.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,3 +159,17 @@ def test_bad_executor_parameters_name_the_parameter(ray_cluster, tmp_path: Path)
                    env={**env, "PYTHONPATH": f"{hide}{os.pathsep}{env.get('PYTHONPATH', '')}"})
     assert missing.returncode == 2 and "needs Ray, which is not installed" in missing.stderr
     assert "pip install 'cardflow[ray]'" in missing.stderr
+
+
+def test_without_an_address_the_sweep_joins_the_cluster_ray_start_runs_here(ray_cluster) -> None:
+    """As ray.init() does: a cluster `ray start` left on this machine is joined, not refused for num_cpus."""
+    env = _env(ray_cluster, "joined")
+    args = ["sweep", "--corpus", str(ray_cluster["corpus"]), "--batch-size", "2", "--name", "joined",
+            "--reports", str(ray_cluster["root"] / "reports"), "--latency-repeats", "0", "--executor", "ray",
+            "--preprocess", "channel:gray", "--ocr", "tesseract:lstm-fast", "--classify", "keywords:l2",
+            "--extract", "mrz-first:v1"]
+    out = _cli(*args, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    port = ray_cluster["address"].rsplit(":", 1)[1]
+    assert re.search(rf"Ray cluster at [\d.]+:{port}: 1 node\(s\), 2 CPUs", out.stdout), out.stdout[-2000:]
+    assert "sweep: 2 runs logged" in out.stdout

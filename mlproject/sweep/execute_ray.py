@@ -42,10 +42,24 @@ def require_ray() -> Any:
     return ray
 
 
+def _local_cluster() -> str | None:
+    """The address of a cluster `ray start` left running on this machine, if any (ray.init() would join it and
+    refuse `num_cpus`)."""
+    try:
+        from ray._private.services import find_gcs_addresses
+    except ImportError:
+        return None
+    found = sorted(find_gcs_addresses())
+    return found[0] if found else None
+
+
 def connect(address: str | None, workers: int) -> dict[str, Any]:
-    """Join the cluster at `address` (or start one here with `workers` CPUs); returns what it has."""
+    """Join the cluster at `address` ($RAY_ADDRESS, or one `ray start` runs on this machine), else start one here
+    with `workers` CPUs; returns what it has."""
     ray = require_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address and not ray.is_initialized():
+        address = _local_cluster()
     if address and not ray.is_initialized():
         _reachable(address)
         _token_auth_if_available()
