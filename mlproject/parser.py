@@ -174,13 +174,14 @@ def _sweep_arguments(parser: argparse.ArgumentParser, single: bool) -> None:
     _executor_arguments(parser)
 
 
-def _executor_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--executor", type=optional, help="where the tasks run: local (this machine's process pool, "
+def _executor_arguments(parser: argparse.ArgumentParser, local: str = "this machine's process pool",
+                        cpus: str = "--workers CPUs") -> None:
+    parser.add_argument("--executor", type=optional, help=f"where the tasks run: local ({local}, "
                         "the default) or ray (Ray tasks; needs `pip install 'cardflow[ray]'`)")
     parser.add_argument("--ray-address", "--ray_address", dest="ray_address", type=optional,
                         help="with --executor ray: the cluster to join, HOST:PORT or ray://HOST:PORT (default: "
                              "$RAY_ADDRESS, else the cluster `ray start` runs on this machine, else a Ray instance started "
-                             "here with --workers CPUs)")
+                             f"here with {cpus})")
 
 
 def _measure_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -273,12 +274,15 @@ def _profile(sub) -> None:
                          help="timed batches per cell at least (default 3)")
     _measure_arguments(profile, "a cell: windows after the first until two agree, at most this many more, "
                                 "(max-measure-s: per cell)")
+    _executor_arguments(profile, "one cell after another on this machine", "this machine's CPUs; each cell is a Ray "
+                        "task with as many CPUs as its cores, on a CPU set of its own on its node")
     profile.add_argument("--name", type=optional, help="profile name (default: a hash of its parameters)")
     profile.add_argument("--reports", type=Path, default=Path("reports"), help="report folder (default reports/)")
     profile.set_defaults(run=lambda a, ctx: _module("commands").profile(
         ctx, corpus=a.corpus, distributions=a.distributions, n=a.n, seed=a.seed, steps=a.step,
         versions=a.versions, cores=a.cores, batch_sizes=a.batch_sizes, sla_ms=a.sla_ms, load=a.load, name=a.name,
-        warmup=a.warmup, min_batches=a.min_batches, report_root=a.reports, **_measure_params(a)))
+        warmup=a.warmup, min_batches=a.min_batches, report_root=a.reports, **_measure_params(a),
+        executor=a.executor, ray_address=a.ray_address))
 
 
 def _registry(sub) -> None:

@@ -53,9 +53,17 @@ from common.params import (
 from corpus.records import Corpus, DocumentRef
 from corpus.resolve import resolve_corpus
 from mlproject.prices import Prices, load_prices
-from mlproject.profile_cells import Cell, ProfileError, cell_metrics, plan_cells, run_cell, write_inputs
+from mlproject.profile_cells import (
+    Cell,
+    ProfileError,
+    cell_metrics,
+    plan_cells,
+    run_order,
+    work_order,
+    write_inputs,
+)
 from mlproject.profile_worker import Measurements
-from mlproject.sweep.plan import measure_params
+from mlproject.sweep.plan import Executor, executor_param, measure_params
 from steps.base import STEPS
 from steps.catalog import Catalog, Configuration
 from steps.errors import StepError
@@ -87,17 +95,19 @@ class ProfileRequest:
     report_root: Path = Path("reports")
     min_seconds: float = 2.0  # of timed work per cell at least
     measure: MeasureParams = MeasureParams()  # the stability rule per cell (max_measure_s: per cell)
+    executor: Executor = Executor()  # local: one cell after another here; ray: cells side by side on a cluster
 
 
 def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, distributions=None, n=None,
                           seed=None, steps=None, versions=None, cores=None, batch_sizes=None, sla_ms=None, load=None,
                           name=None, warmup=None, min_batches=None, report_root: Path = Path("reports"),
                           prices: Prices | None = None, latency_repeats=None, stability_pct=None,
-                          max_measure_s=None) -> ProfileRequest:
+                          max_measure_s=None, executor=None, ray_address=None) -> ProfileRequest:
     """Validate every parameter before anything runs (None or '' takes the spec's `profile:` value); errors name
     the parameter and the valid choices."""
     defaults = spec.profile
     measure = measure_params(spec.measure, latency_repeats, stability_pct, max_measure_s)
+    where = executor_param(executor, ray_address)
     chosen = _profiled_steps(names(steps) or names(defaults.steps))
     per_step = _profiled_versions(catalog, spec, chosen, names(versions))
     core_list = tuple(positive_int("cores", c) for c in names(cores)) or defaults.cores
@@ -121,7 +131,7 @@ def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, 
     profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
                           defaults.max_utilisation, defaults.max_replicas, warm, min_b, prices or load_prices(),
-                          profile_name, report_root, defaults.min_seconds, measure)
+                          profile_name, report_root, defaults.min_seconds, measure, where)
 
 
 def _profiled_steps(step_names: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -282,20 +292,36 @@ def _profile(req: ProfileRequest, catalog: Catalog, client, experiment_id: str, 
         inputs_paths[step] = write_inputs(tmp / f"{step}.jsonl", step, staged.inputs[step])
     bar = tqdm(total=len(cells), desc=req.name, unit="cell", disable=not progress,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]{postfix}")
-    for k, cell in enumerate(cells):
-        bar.set_postfix_str(f"{cell.variant} {cell.cores}c b{cell.batch_size}")
-        workdir = tmp / f"cell{k}"
-        workdir.mkdir()
-        measured = run_cell(cell, inputs_paths[cell.step], req, workdir,
-                            str(catalog.store.root) if catalog.store else "")
+    logged: dict[int, dict[str, Any]] = {}
+
+    def log_one(k: int, cell: Cell, measured: Measurements, node: str) -> None:
         metrics = cell_metrics(cell, measured, version_accuracy(result.accuracy, req.base, cell.step, cell.variant),
                                req.prices.price_per_core_hour)
-        run_id = _log_cell(client, experiment_id, parent_id, req, catalog, cell, measured, metrics, env)
-        result.cells.append({"run_id": run_id, "step": cell.step, "variant": cell.variant, "cores": cell.cores,
-                             "batch_size": cell.batch_size, "oversubscribed": cell.oversubscribed,
-                             "batching": measured.batching, "affinity": list(measured.affinity), **metrics})
+        run_id = _log_cell(client, experiment_id, parent_id, req, catalog, cell, measured, metrics, env, node)
+        logged[k] = {"run_id": run_id, "step": cell.step, "variant": cell.variant, "cores": cell.cores,
+                     "batch_size": cell.batch_size, "oversubscribed": cell.oversubscribed, "node": node,
+                     "batching": measured.batching, "affinity": list(measured.affinity), **metrics}
+        bar.set_postfix_str(f"{cell.variant} {cell.cores}c b{cell.batch_size}")
         bar.update(1)
+
+    store = str(catalog.store.root) if catalog.store else ""
+    orders = [work_order(cell, inputs_paths[cell.step], req, tmp / f"cell{k}", store) for k, cell in enumerate(cells)]
+    if req.executor.kind == "ray":
+        from mlproject.profile_ray import run_cells_ray
+
+        if catalog.store is None:
+            raise ProfileError("parameter executor: a catalog without a model store cannot be rebuilt on Ray nodes")
+        run_cells_ray(cells, orders, {s: p.read_bytes() for s, p in inputs_paths.items()}, store,
+                      {c.variant: catalog.get(c.variant).fingerprint() for c in cells}, req.executor.address,
+                      log_one)
+    else:
+        node = os.uname().nodename
+        for k, (cell, order) in enumerate(zip(cells, orders, strict=True)):
+            workdir = Path(order.out).parent
+            workdir.mkdir()
+            log_one(k, cell, run_order(order, workdir), node)
     bar.close()
+    result.cells = [logged[k] for k in sorted(logged)]  # in the grid's order, whatever order they finished in
     mlflow.log_metrics({"cells": float(len(cells)), **{f"breakdown.{r['step']}.mean_ms": r["mean_ms"] for r in breakdown}})
     return result
 
@@ -311,22 +337,24 @@ def _profile_params(req: ProfileRequest, steps: tuple[str, ...], env: dict) -> d
         **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
         "target_load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
         "warmup_batches": req.warmup, "min_batches": req.min_batches,
-        "price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency, **env,
+        "price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
+        **req.executor.params(), **env,
     }
 
 
 def _log_cell(client, experiment_id: str, parent_id: str, req: ProfileRequest, catalog: Catalog, cell: Cell,
-              measured: Measurements, metrics: dict[str, float], env: dict) -> str:
+              measured: Measurements, metrics: dict[str, float], env: dict, node: str) -> str:
     variant = catalog.get(cell.variant)
     name = f"{cell.variant} · {cell.cores} core{'s' if cell.cores > 1 else ''} · batch {cell.batch_size}"
     tags = {"cardflow.kind": "profile-cell", "mlflow.parentRunId": parent_id, "cardflow.step": cell.step,
             "cardflow.variant": cell.variant, "cardflow.oversubscribed": str(cell.oversubscribed).lower()}
     params = {"step": cell.step, "variant": cell.variant, "model": variant.model, "version": variant.version,
               "cores": cell.cores, "batch_size": cell.batch_size, "threads": cell.cores,
-              "cpus": ",".join(map(str, measured.affinity)), "batching": measured.batching,
+              "cpus": ",".join(map(str, measured.affinity)), "node": node, "batching": measured.batching,
               "oversubscribed": cell.oversubscribed, "corpus_manifest_sha256": req.corpus.manifest_hash,
               "warmup_batches": req.warmup, "price_per_core_hour": req.prices.price_per_core_hour, **env}
-    return log_finished_run(client, experiment_id, name, tags, params, metrics)
+    span = (measured.started_unix, measured.finished_unix) if measured.finished_unix else None
+    return log_finished_run(client, experiment_id, name, tags, params, metrics, span_s=span)
 
 
 def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -341,6 +369,7 @@ def _manifest(req: ProfileRequest, result: ProfileResult, table: dict[str, dict[
         "measuring": {"max_windows": 1 + req.measure.repeats, "stability_pct": req.measure.stability_pct,
                       "max_seconds_per_cell": req.measure.max_measure_s},
         "load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
+        "executor": req.executor.params(),
         "prices": {"price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
                    "source": req.prices.source},
         "breakdown": result.breakdown, "breakdown_batch1": result.breakdown_batch1, "accuracy": table,

@@ -59,24 +59,34 @@ def write_inputs(path: Path, step: str, records: Sequence[Any]) -> Path:
     return path
 
 
-def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path, store: str = "") -> Measurements:
-    """One cell in its own process (mlproject/profile_worker.py), over the caller's model store; returns what it
-    measured."""
-    order = WorkOrder(variant=cell.variant, threads=cell.cores, cpus=cell.cpus, batch_size=cell.batch_size,
-                      warmup=req.warmup, min_batches=req.min_batches, min_seconds=req.min_seconds,
-                      inputs=str(inputs_path), out=str(workdir / "result.json"), store=store,
-                      max_windows=1 + req.measure.repeats, stability_pct=req.measure.stability_pct,
-                      max_seconds=max(req.min_seconds, req.measure.max_measure_s))
+def work_order(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path, store: str = "") -> WorkOrder:
+    """What the cell's process does, over the caller's model store ("" : $CARDFLOW_MODELS or models/)."""
+    return WorkOrder(variant=cell.variant, threads=cell.cores, cpus=cell.cpus, batch_size=cell.batch_size,
+                     warmup=req.warmup, min_batches=req.min_batches, min_seconds=req.min_seconds,
+                     inputs=str(inputs_path), out=str(workdir / "result.json"), store=store,
+                     max_windows=1 + req.measure.repeats, stability_pct=req.measure.stability_pct,
+                     max_seconds=max(req.min_seconds, req.measure.max_measure_s))
+
+
+def run_order(order: WorkOrder, workdir: Path) -> Measurements:
+    """One cell in its own process (mlproject/profile_worker.py) with the libraries' thread counts set to the
+    cell's cores; returns what it measured."""
     cell_file = workdir / "cell.json"
     cell_file.write_text(order.to_json())
-    env = {**os.environ, **{v: str(cell.cores) for v in THREAD_VARIABLES}, "OMP_THREAD_LIMIT": str(cell.cores)}
+    threads = str(order.threads)
+    env = {**os.environ, **{v: threads for v in THREAD_VARIABLES}, "OMP_THREAD_LIMIT": threads}
     done = subprocess.run([sys.executable, "-m", "mlproject.profile_worker", str(cell_file)], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
-        raise ProfileError(f"profiling {cell.variant} on {cell.cores} cores at batch {cell.batch_size} failed "
+        raise ProfileError(f"profiling {order.variant} on {order.threads} cores at batch {order.batch_size} failed "
                            f"(exit {done.returncode}):\n{tail}")
     return Measurements.from_json(Path(order.out).read_text(), order.out)
+
+
+def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path, store: str = "") -> Measurements:
+    """One cell in its own process on this machine."""
+    return run_order(work_order(cell, inputs_path, req, workdir, store), workdir)
 
 
 def cell_metrics(cell: Cell, measured: Measurements, accuracy: float, price: float) -> dict[str, float]:

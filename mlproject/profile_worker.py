@@ -77,6 +77,8 @@ class Measurements:
     batching: str  # how the variant meets a batch (tensor, spread, sequential)
     windows: int = 1  # measuring windows timed (the stability rule)
     stable: bool = False  # the last two p95 estimates agreed within the stability percentage
+    started_unix: float = 0.0  # when the timed work began and ended (time.time(), seconds)
+    finished_unix: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -141,6 +143,7 @@ def run_cell(order: WorkOrder) -> Measurements:
     sampler.start()
     cpu0 = proc.cpu_times()
     wall0 = time.perf_counter()
+    started_unix = time.time()
     batch_ms, failures, seen = [], 0, set()
     k = order.warmup
 
@@ -177,7 +180,8 @@ def run_cell(order: WorkOrder) -> Measurements:
     return Measurements(batch_ms=tuple(batch_ms), documents=len(batch_ms) * size, wall_s=wall, cpu_s=cpu_s,
                         load_s=load_s, peak_rss_mb=samples.get("peak_rss", proc.memory_info().rss) / 2**20,
                         affinity=tuple(sorted(seen)), core_busy_pct=per_core, failures=failures,
-                        batching=variant.batching, windows=len(p95s), stable=settled)
+                        batching=variant.batching, windows=len(p95s), stable=settled,
+                        started_unix=started_unix, finished_unix=time.time())
 
 
 def _p95(values: list[float]) -> float:

@@ -173,3 +173,38 @@ def test_without_an_address_the_sweep_joins_the_cluster_ray_start_runs_here(ray_
     port = ray_cluster["address"].rsplit(":", 1)[1]
     assert re.search(rf"Ray cluster at [\d.]+:{port}: 1 node\(s\), 2 CPUs", out.stdout), out.stdout[-2000:]
     assert "sweep: 2 runs logged" in out.stdout
+
+
+@pytest.mark.slow
+def test_a_profile_on_ray_runs_cells_side_by_side_on_cpus_of_their_own(ray_cluster) -> None:
+    """`cardflow profile --executor ray`: one task per cell asking for its cores; two 1-core cells run at once on
+    the 2-CPU node, each on a CPU the other does not hold; a 4-core cell gets the node's 2 and is oversubscribed."""
+    env = _env(ray_cluster, "profile")
+    args = ["profile", "--corpus", str(ray_cluster["corpus"]), "--distributions", "clean,phone", "--step", "ocr",
+            "--versions", "tesseract:lstm-fast", "--cores", "1,4", "--batch-sizes", "1,2,4", "--min-batches", "2",
+            "--latency-repeats", "0", "--load", "1", "--name", "on-ray",
+            "--reports", str(ray_cluster["root"] / "reports"), "--executor", "ray",
+            "--ray-address", ray_cluster["address"]]
+    out = _cli(*args, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "1 node(s), 2 CPUs; the largest node has 2" in out.stdout
+    client = _client(env)
+    experiment = client.get_experiment_by_name("cardflow-profile")
+    parent = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile'")
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    assert parent[0].data.params["executor"] == "ray" and parent[0].data.params["ray_address"] == \
+        ray_cluster["address"]
+    cells = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile-cell'")
+    assert sorted((r.data.params["cores"], r.data.params["batch_size"]) for r in cells) == [
+        (c, b) for c in ("1", "4") for b in ("1", "2", "4")]
+    for run in cells:
+        cores, cpus = int(run.data.params["cores"]), run.data.params["cpus"].split(",")
+        assert len(cpus) == min(cores, 2) and run.data.params["node"] == os.uname().nodename
+        assert run.data.metrics["oversubscribed"] == (1.0 if cores == 4 else 0.0)
+        assert run.data.metrics["documents"] > 0 and run.data.metrics["throughput_docs_s"] > 0
+        assert run.info.end_time > run.info.start_time  # the run spans the cell's measured work
+    spans = [(r.info.start_time, r.info.end_time, set(r.data.params["cpus"].split(","))) for r in cells]
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, "no two cells ran at once on the 2-CPU cluster"
+    assert all(not (a[2] & b[2]) for a, b in overlapping), "two cells running at once shared a CPU"
+    assert (ray_cluster["root"] / "reports" / "on-ray" / "report.md").exists()

@@ -232,20 +232,22 @@ def log_files(client, run_id: str, files: dict[str, bytes], artifact_path: str |
 
 def log_finished_run(client, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any],
                      metrics: dict[str, float], artifacts: dict[str, bytes] | None = None,
-                     description: str | None = None) -> str:
+                     description: str | None = None, span_s: tuple[float, float] | None = None) -> str:
     """One whole run in as few calls as MLflow allows (create with tags, one batch of params and metrics,
-    the artifacts, terminate); a failure or Ctrl-C half way ends it FAILED or KILLED, never RUNNING."""
+    the artifacts, terminate); a failure or Ctrl-C half way ends it FAILED or KILLED, never RUNNING. `span_s`:
+    when the work the run records began and ended (time.time()), as the run's start and end times."""
     from mlflow.entities import Metric, Param
 
     if description:
         tags = {**tags, "mlflow.note.content": description}
-    run = client.create_run(experiment, run_name=name, tags=tags)
+    start, end = (int(t * 1000) for t in span_s) if span_s else (None, None)
+    run = client.create_run(experiment, run_name=name, tags=tags, start_time=start)
     try:
-        stamp = int(time.time() * 1000)
+        stamp = end or int(time.time() * 1000)
         client.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
                          params=[Param(k, str(v)) for k, v in params.items()])
         log_files(client, run.info.run_id, artifacts or {})
-        client.set_terminated(run.info.run_id, "FINISHED")
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=end)
     except BaseException as exc:
         client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
