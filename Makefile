@@ -40,7 +40,7 @@ serve: $(STAMP)  ## the served pipeline on this machine: step servers, router, P
 	$(BIN)/cardflow serve up
 
 test: $(DEV_STAMP) system-deps  ## the whole test suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # The serving image: podman (with runc and explicit ulimits, as ENVIRONMENT.md measured) on a debootstrapped Debian
 # base; the host's CA bundle goes in as a build secret for pip behind a TLS-intercepting proxy (not kept in the image).

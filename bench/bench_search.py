@@ -43,8 +43,8 @@ def main() -> None:
     parser.add_argument("--ocr", default=FAST_OCR, help=f"OCR variants (default {FAST_OCR})")
     parser.add_argument("--batch-size", type=int, default=2, help="documents per batch (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="pool processes (default 2)")
-    parser.add_argument("--settings", default="3:4,4:2", help="halving settings to try, eta:first_docs,… "
-                        "(default 3:4 — the CLI's — and 4:2)")
+    parser.add_argument("--settings", default="5:2,4:2,3:4", help="halving settings to try, "
+                        "eta:first_docs,… (default 5:2 — the CLI's —, 4:2 and 3:4)")
     args = parser.parse_args()
 
     from corpus.generate import GenerateSpec, generate

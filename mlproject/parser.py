@@ -221,9 +221,9 @@ def _evaluate(sub) -> None:
                        "default) or halving (successive halving on documents: every configuration on a few, the best "
                        "1/eta on eta times as many, … until the full corpus)")
     sweep.add_argument("--search-eta", "--search_eta", dest="search_eta", type=optional,
-                       help="with --search halving: keep 1/eta per stage, documents ×eta (default 3)")
+                       help="with --search halving: keep 1/eta per stage, documents ×eta (default 5)")
     sweep.add_argument("--search-first-docs", "--search_first_docs", dest="search_first_docs", type=optional,
-                       help="with --search halving: documents per distribution at the first stage (default 4, "
+                       help="with --search halving: documents per distribution at the first stage (default 2, "
                             "rounded up to whole batches)")
     sweep.set_defaults(run=lambda a, ctx: _module("commands").sweep(
         ctx, **_sweep_params(a), name=a.name, reuse=not a.no_reuse, report_root=a.reports, search=a.search,

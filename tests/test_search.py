@@ -50,7 +50,8 @@ def _args(corpus: Path, root: Path, name: str, *extra: str, grid: dict | None = 
 def test_halving_logs_every_configuration_and_prunes_on_fewer_documents(search_env) -> None:
     root, corpus = search_env["root"], search_env["corpus"]
     env = {**search_env["env"], "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'search.db'}"}
-    out = _cli(*_args(corpus, root, "halving", "--search", "halving", "--search-first-docs", "2"), env=env)
+    out = _cli(*_args(corpus, root, "halving", "--search", "halving", "--search-eta", "3", "--search-first-docs", "2"),
+               env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     client = _client(env)
     parent = _runs(client, "sweep")[0]
