@@ -168,9 +168,11 @@ def recommend(profile: str, *, load: float | None, sla_ms: float | None, budgets
 def profile(ctx: Context, **params: Any) -> int:
     """Step variants × cores × batch sizes, and the recommendation (parameters: build_profile_request's)."""
     with tracked("profile"):
-        # Every learned family is trained at once: the default's classifier stands for the profiled ones.
-        ensure_trained(ctx.catalog, [ctx.spec.default.classify], spec=ctx.spec)
-        request = build_profile_request(catalog=ctx.catalog, spec=ctx.spec, **params)
+        # Every learned family is trained at once (the default's classifier stands for the profiled ones), after
+        # the parameters are checked: a typo is refused at once, not after training.
+        request = build_profile_request(
+            catalog=ctx.catalog, spec=ctx.spec,
+            prepare=lambda: ensure_trained(ctx.catalog, [ctx.spec.default.classify], spec=ctx.spec), **params)
         print_profile_summary(run_profile(request, ctx.catalog))
     return 0
 

@@ -33,6 +33,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,9 +103,11 @@ def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, 
                           seed=None, steps=None, versions=None, cores=None, batch_sizes=None, sla_ms=None, load=None,
                           name=None, warmup=None, min_batches=None, report_root: Path = Path("reports"),
                           prices: Prices | None = None, latency_repeats=None, stability_pct=None,
-                          max_measure_s=None, executor=None, ray_address=None) -> ProfileRequest:
+                          max_measure_s=None, executor=None, ray_address=None,
+                          prepare: Callable[[], object] | None = None) -> ProfileRequest:
     """Validate every parameter before anything runs (None or '' takes the spec's `profile:` value); errors name
-    the parameter and the valid choices."""
+    the parameter and the valid choices. `prepare` (training the classifiers) runs once the parameters are valid,
+    before the profiled classifiers are loaded."""
     defaults = spec.profile
     measure = measure_params(spec.measure, latency_repeats, stability_pct, max_measure_s)
     where = executor_param(executor, ray_address)
@@ -120,6 +123,8 @@ def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, 
     seed_n = integer("seed", or_default(seed, defaults.seed))
     loaded, dists = resolve_corpus(corpus, names(distributions), defaults.distributions, n_docs, seed_n, workers=2)
     loaded = dataclasses.replace(loaded, documents=tuple(d for d in loaded if d.distribution in dists))
+    if prepare is not None:
+        prepare()
     for vid in {v for ids in per_step.values() for v in ids if v.startswith("classify/")} | {spec.default.classify}:
         try:
             catalog.get(vid).load()

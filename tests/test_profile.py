@@ -179,7 +179,7 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     args = ["profile", "--corpus", str(small_corpus), "--distributions", "clean", "--step", "preprocess",
             "--versions", "channel:gray,otsu:gray", "--cores", "1,2", "--batch-sizes", "1,2", "--min-batches", "2",
-            "--name", "tiny", "--reports", str(tmp_path / "reports"), "--load", "1"]
+            "--name", "tiny", "--reports", str(tmp_path / "reports"), "--load", "1", "--latency-repeats", "1"]
     done = subprocess.run([sys.executable, "-m", "mlproject.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -229,7 +229,10 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
 
 
 def test_bad_profile_parameters_are_refused(tmp_path: Path) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    """Refused before any work: the empty model store stays empty (no classifier trained first)."""
+    store = tmp_path / "models"
+    store.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CARDFLOW_MODELS": str(store)}
     for args, message in ((["--step", "ocrx"], "parameter step: unknown step 'ocrx'; valid: auto, preprocess"),
                           (["--cores", "0"], "parameter cores must be positive"),
                           (["--corpus", "/no/such"], "parameter corpus: /no/such does not exist"),
@@ -238,6 +241,7 @@ def test_bad_profile_parameters_are_refused(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
+        assert not any(store.iterdir()), f"{args}: trained before refusing"
 
 
 @pytest.mark.slow
