@@ -84,11 +84,6 @@ def run_order(order: WorkOrder, workdir: Path) -> Measurements:
     return Measurements.from_json(Path(order.out).read_text(), order.out)
 
 
-def run_cell(cell: Cell, inputs_path: Path, req: ProfileRequest, workdir: Path, store: str = "") -> Measurements:
-    """One cell in its own process on this machine."""
-    return run_order(work_order(cell, inputs_path, req, workdir, store), workdir)
-
-
 def cell_metrics(cell: Cell, measured: Measurements, accuracy: float, price: float) -> dict[str, float]:
     batch_ms = np.asarray(measured.batch_ms)
     per_doc = np.repeat(batch_ms, cell.batch_size)  # a document's latency is its batch's wall time
