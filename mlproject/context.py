@@ -10,15 +10,15 @@ from common.config import ConfigError
 from corpus.capture import load_presets
 from steps.catalog import Catalog, default_catalog
 from steps.modelstore import ModelStore
-from steps.spec import DEFAULT_SPEC, PipelineSpec, load_spec
+from steps.spec import PipelineSpec, load_spec, spec_path
 
 
 class Context:
     """Built lazily: a command that needs no catalog (corpus generation) never reads the spec."""
 
-    def __init__(self, store: ModelStore | None = None, spec_path: Path = DEFAULT_SPEC) -> None:
+    def __init__(self, store: ModelStore | None = None, spec: Path | None = None) -> None:
         self._store = store
-        self.spec_path = spec_path
+        self._spec_path = spec
 
     @cached_property
     def store(self) -> ModelStore:
@@ -27,6 +27,10 @@ class Context:
     @cached_property
     def catalog(self) -> Catalog:
         return default_catalog(self.store)
+
+    @cached_property
+    def spec_path(self) -> Path:
+        return self._spec_path or spec_path()  # $CARDFLOW_SPEC or configs/pipeline.yaml
 
     @cached_property
     def spec(self) -> PipelineSpec:

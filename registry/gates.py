@@ -186,7 +186,7 @@ class Gatekeeper:
         if not docs:
             raise RegistryError(f"corpus {self.corpus.root} has no documents under {self.spec.distribution}")
         outcomes, summary = [], Summary()
-        for outcome in Pipeline(config, catalog).run(docs, self.spec.batch_size):
+        for outcome in Pipeline(config, catalog).run(docs, self.spec.batch_size, warm=True):
             summary.add(outcome)
             outcomes.append(outcome)
         sla = Sla(self.spec.batch_size, float("inf"), self.spec.budgets_ms)
@@ -237,7 +237,7 @@ class Gatekeeper:
         if budget is None:
             reasons.append(f"no SLA budget for step {step}: p95 {candidate.p95_ms:.0f} ms not gated")
         else:
-            line = f"{step} p95 latency {candidate.p95_ms:.0f} ms vs SLA budget {budget:.0f} ms per document " \
+            line = f"{step} p95 latency {candidate.p95_ms:.0f} ms vs SLA budget {budget:g} ms per document " \
                    f"(batch {self.spec.batch_size})"
             (reasons if candidate.p95_ms <= budget else failed).append(line)
         outcome = "promoted" if not failed else "forced" if force else "refused"

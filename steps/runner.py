@@ -277,26 +277,33 @@ class Pipeline:
         for variant in self.variants.values():
             variant.load()
 
-    def trace(self, docs: Sequence[DocumentRef]) -> BatchTrace:
+    def trace(self, docs: Sequence[DocumentRef], warm: bool = False) -> BatchTrace:
         """All four steps on one batch, keeping every step's outputs; a failing document is carried as a
-        StepFailure and the batch goes on."""
+        StepFailure and the batch goes on. With `warm`, a variant's first run in this process is a warm-up
+        (warm_up) before its timed run, as in a sweep."""
         self.load()
+
+        def step(name: str, inputs: Sequence[Any]) -> tuple[list[Any], Timing]:
+            if warm:
+                warm_up(self.variants[name], inputs)
+            return run_step(self.variants[name], inputs)
+
         images, t_decode = decode_batch(docs)
-        pre, t_pre = run_step(self.variants["preprocess"], images)
-        ocr, t_ocr = run_step(self.variants["ocr"], pre)
-        cls, t_cls = run_step(self.variants["classify"], ocr)
+        pre, t_pre = step("preprocess", images)
+        ocr, t_ocr = step("ocr", pre)
+        cls, t_cls = step("classify", ocr)
         ext_in, t_hand = hand_over(ocr, cls)
-        ext, t_ext = run_step(self.variants["extract"], ext_in)
+        ext, t_ext = step("extract", ext_in)
         return BatchTrace(tuple(docs), images, pre, ocr, cls, ext_in, ext,
                           {"decode": t_decode, "preprocess": t_pre, "ocr": t_ocr, "classify": t_cls,
                            "extract": t_ext, "hand_over": t_hand})
 
-    def run_batch(self, docs: Sequence[DocumentRef]) -> list[DocumentOutcome]:
-        return self.trace(docs).outcomes()
+    def run_batch(self, docs: Sequence[DocumentRef], warm: bool = False) -> list[DocumentOutcome]:
+        return self.trace(docs, warm).outcomes()
 
-    def run(self, docs: Iterable[DocumentRef], batch_size: int) -> Iterator[DocumentOutcome]:
+    def run(self, docs: Iterable[DocumentRef], batch_size: int, warm: bool = False) -> Iterator[DocumentOutcome]:
         for batch in batched(docs, batch_size):
-            yield from self.run_batch(batch)
+            yield from self.run_batch(batch, warm)
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

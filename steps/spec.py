@@ -6,6 +6,7 @@ is made, corpus/resolve.py: the steps layer does not read the generator's preset
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated, Literal
 from common.config import (
     NON_EMPTY,
     Check,
+    ConfigError,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -28,6 +30,7 @@ from steps.errors import StepError
 from steps.latency import MeasureParams
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
+SPEC_ENV = "CARDFLOW_SPEC"  # a team's own spec file in place of configs/pipeline.yaml (SLA, grid, gates…)
 Step = Literal[STEPS]
 Names = Annotated[tuple[str, ...], NON_EMPTY]
 
@@ -113,8 +116,20 @@ class PipelineSpec:
     measure: MeasureParams = field(default_factory=MeasureParams)  # how latency is measured (steps/latency.py)
 
 
-def load_spec(catalog: Catalog, path: Path = DEFAULT_SPEC) -> PipelineSpec:
-    """The spec in `path`, typed and checked; variant names resolved to full ids of `catalog`."""
+def spec_path() -> Path:
+    """The spec every command reads: $CARDFLOW_SPEC when set, else configs/pipeline.yaml."""
+    if not os.environ.get(SPEC_ENV):
+        return DEFAULT_SPEC
+    path = Path(os.environ[SPEC_ENV])
+    if not path.is_file():
+        raise ConfigError(f"{SPEC_ENV}={path}: no such file (unset it to use {DEFAULT_SPEC})")
+    return path
+
+
+def load_spec(catalog: Catalog, path: Path | None = None) -> PipelineSpec:
+    """The spec in `path` (default: spec_path()), typed and checked; variant names resolved to full ids of
+    `catalog`."""
+    path = path or spec_path()
     spec = load_file(PipelineSpec, path)
 
     def variant(step: str, name: str, where: str) -> str:

@@ -285,4 +285,4 @@ def test_a_distribution_the_presets_do_not_have_is_refused_when_a_command_starts
     from mlproject.context import Context
 
     path = _edited(tmp_path, "pipeline.yaml", edit)
-    _refused(lambda p: Context(spec_path=p).spec, path, where, "unknown distribution(s)")
+    _refused(lambda p: Context(spec=p).spec, path, where, "unknown distribution(s)")

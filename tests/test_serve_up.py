@@ -1,7 +1,11 @@
 """`cardflow serve up` as a user runs it: against an empty local registry (sqlite, no server) it registers the
 configuration's variants, promotes them through the real gates, starts four step servers, the router and a real
 Prometheus, prints their URLs, serves a real passport end to end, lets `serve reload` find the stack without a
-URL, refuses a second stack on the same state, and stops every process on Ctrl-C."""
+URL, refuses a second stack on the same state, and stops every process on Ctrl-C.
+
+The stack runs on a team spec ($CARDFLOW_SPEC) whose step budgets are loose: this is a lifecycle test, and on a
+2-core machine busy with four servers a gate's p95 can land over the real 400 ms extract budget (448 ms was seen).
+The latency gate itself is tested in tests/test_registry.py; a refusal here is tested below."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from steps.spec import DEFAULT_SPEC
 from tests.conftest import REAL_DEV
 
 pytestmark = pytest.mark.slow
@@ -58,10 +63,20 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlproject.cli", *args]
 
 
+def _team_spec(tmp_path: Path, budget_ms: float) -> Path:
+    """configs/pipeline.yaml with every step budget at `budget_ms` (nothing else changed)."""
+    text = DEFAULT_SPEC.read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("steps_ms:"))
+    spec = tmp_path / "team-pipeline.yaml"
+    budgets = ", ".join(f"{step}: {budget_ms}" for step in ("preprocess", "ocr", "classify", "extract"))
+    spec.write_text(text.replace(line, line.split("steps_ms:")[0] + f"steps_ms: {{{budgets}}}"))
+    return spec
+
+
 def test_serve_up_registers_promotes_serves_and_stops_cleanly(trained_store, tmp_path: Path) -> None:
     base, prom_port = _free_run(5), _free_run(1)
     state = tmp_path / "state"
-    env = {**os.environ, "CARDFLOW_MODELS": str(trained_store.root),
+    env = {**os.environ, "CARDFLOW_MODELS": str(trained_store.root), "CARDFLOW_SPEC": str(_team_spec(tmp_path, 60000)),
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "CARDFLOW_REGISTRY_CACHE": str(tmp_path / "cache")}
     for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
@@ -148,3 +163,34 @@ def test_serve_up_and_reload_refuse_bad_parameters(trained_store, tmp_path: Path
                             text=True, cwd=tmp_path, env=env, timeout=60)
     assert reload.returncode == 2 and "no running stack" in reload.stderr
     assert "Traceback" not in bad.stderr + port.stderr + reload.stderr
+
+
+def test_serve_up_stops_at_a_gate_refusal_and_starts_nothing(trained_store, tmp_path: Path) -> None:
+    """A team spec whose step budgets no version meets: the first gate refuses, `serve up` exits 3 naming the
+    model, the failed gate and how to force it, and no server starts; the registered versions stay registered."""
+    state = tmp_path / "state"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "CARDFLOW_MODELS": str(trained_store.root), "MLFLOW_TRACKING_URI": uri,
+           "CARDFLOW_SPEC": str(_team_spec(tmp_path, 0.001)), "CARDFLOW_REGISTRY_CACHE": str(tmp_path / "cache")}
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(key, None)
+    up = subprocess.run(_cli("serve", "up", "--port", str(_free_run(5)), "--state-dir", str(state), "--config", CONFIG),
+                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert up.returncode == 3, up.stdout[-2000:] + up.stderr[-2000:]
+    assert "refused: cardflow.preprocess.channel@champion → 1" in up.stdout
+    assert "cardflow.preprocess.channel version 1 (preprocess/channel:gray) was refused @champion" in up.stderr
+    assert "p95 latency" in up.stderr and "vs SLA budget 0.001 ms per document" in up.stderr
+    assert "cardflow registry promote --force --reason" in up.stderr and "Traceback" not in up.stderr
+    assert not (state / "serve.json").exists() and not list(state.glob("*.log"))
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    assert [int(v.version) for v in client.search_model_versions("name = 'cardflow.extract.mrz-first'")] == [1]
+    assert not client.get_registered_model("cardflow.preprocess.channel").aliases
+
+
+def test_a_missing_team_spec_is_named(tmp_path: Path) -> None:
+    env = {**os.environ, "CARDFLOW_SPEC": str(tmp_path / "nope.yaml")}
+    bad = subprocess.run(_cli("serve", "up"), capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert f"CARDFLOW_SPEC={tmp_path / 'nope.yaml'}: no such file" in bad.stderr and "Traceback" not in bad.stderr
