@@ -272,6 +272,9 @@ def _profile(sub) -> None:
     profile.add_argument("--warmup", type=optional, help="warm-up batches per cell (default 1)")
     profile.add_argument("--min-batches", "--min_batches", dest="min_batches", type=optional,
                          help="timed batches per cell at least (default 3)")
+    profile.add_argument("--min-seconds", "--min_seconds", dest="min_seconds", type=optional,
+                         help="timed work per cell at least, seconds, per measuring window (default 2.0; cheap "
+                              "steps need many batches)")
     _measure_arguments(profile, "a cell: windows after the first until two agree, at most this many more, "
                                 "(max-measure-s: per cell)")
     _executor_arguments(profile, "one cell after another on this machine", "this machine's CPUs; each cell is a Ray "
@@ -281,7 +284,7 @@ def _profile(sub) -> None:
     profile.set_defaults(run=lambda a, ctx: _module("commands").profile(
         ctx, corpus=a.corpus, distributions=a.distributions, n=a.n, seed=a.seed, steps=a.step,
         versions=a.versions, cores=a.cores, batch_sizes=a.batch_sizes, sla_ms=a.sla_ms, load=a.load, name=a.name,
-        warmup=a.warmup, min_batches=a.min_batches, report_root=a.reports, **_measure_params(a),
+        warmup=a.warmup, min_batches=a.min_batches, min_seconds=a.min_seconds, report_root=a.reports, **_measure_params(a),
         executor=a.executor, ray_address=a.ray_address))
 
 

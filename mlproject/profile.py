@@ -46,6 +46,7 @@ from analysis.recommend import explain
 from common.params import (
     integer,
     names,
+    non_negative_float,
     non_negative_int,
     or_default,
     positive_float,
@@ -101,7 +102,7 @@ class ProfileRequest:
 
 def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, distributions=None, n=None,
                           seed=None, steps=None, versions=None, cores=None, batch_sizes=None, sla_ms=None, load=None,
-                          name=None, warmup=None, min_batches=None, report_root: Path = Path("reports"),
+                          name=None, warmup=None, min_batches=None, min_seconds=None, report_root: Path = Path("reports"),
                           prices: Prices | None = None, latency_repeats=None, stability_pct=None,
                           max_measure_s=None, executor=None, ray_address=None,
                           prepare: Callable[[], object] | None = None) -> ProfileRequest:
@@ -119,6 +120,7 @@ def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, 
     target = positive_float("load", or_default(load, defaults.target_load_docs_s))
     warm = non_negative_int("warmup", or_default(warmup, defaults.warmup_batches))
     min_b = positive_int("min_batches", or_default(min_batches, defaults.min_batches))
+    min_s = non_negative_float("min_seconds", or_default(min_seconds, defaults.min_seconds))
     n_docs = positive_int("n", or_default(n, defaults.n))
     seed_n = integer("seed", or_default(seed, defaults.seed))
     loaded, dists = resolve_corpus(corpus, names(distributions), defaults.distributions, n_docs, seed_n, workers=2)
@@ -136,7 +138,7 @@ def build_profile_request(*, catalog: Catalog, spec: PipelineSpec, corpus=None, 
     profile_name = name or f"profile-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return ProfileRequest(loaded, spec.default, chosen, per_step, core_list, batch_list, sla, target,
                           defaults.max_utilisation, defaults.max_replicas, warm, min_b, prices or load_prices(),
-                          profile_name, report_root, defaults.min_seconds, measure, where)
+                          profile_name, report_root, min_s, measure, where)
 
 
 def _profiled_steps(step_names: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -341,7 +343,7 @@ def _profile_params(req: ProfileRequest, steps: tuple[str, ...], env: dict) -> d
         "sla_ms": req.sla.end_to_end_ms, "sla_batch_size": req.sla.batch_size,
         **{f"sla.{s}_ms": v for s, v in req.sla.steps_ms.items()},
         "target_load_docs_s": req.load, "max_utilisation": req.max_utilisation, "max_replicas": req.max_replicas,
-        "warmup_batches": req.warmup, "min_batches": req.min_batches,
+        "warmup_batches": req.warmup, "min_batches": req.min_batches, "min_seconds": req.min_seconds,
         "price_per_core_hour": req.prices.price_per_core_hour, "currency": req.prices.currency,
         **req.executor.params(), **env,
     }

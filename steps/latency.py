@@ -69,10 +69,39 @@ def percentile_ci(batches: Sequence[Sequence[float]], q: float, *, confidence: f
         return value, value
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(groups), size=(resamples, len(groups)))
-    stats = np.array([np.percentile(np.concatenate([groups[i] for i in row]), q) for row in picks])
+    stats = _resampled_percentiles(groups, picks, q)
     tail = (1.0 - confidence) / 2 * 100
     low, high = np.percentile(stats, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def _resampled_percentiles(groups: Sequence[np.ndarray], picks: np.ndarray, q: float,
+                           cells: int = 4_000_000) -> np.ndarray:
+    """np.percentile(concatenate(groups[i] for i in row), q) for every row of `picks`, without building the
+    resamples: a row is a count per group, so the k-th smallest value of its resample is found on the cumulative
+    counts over all values sorted once. (A Python loop over 1,000 resamples took ~3 s for a cheap step's
+    thousands of batches.) Rows go in chunks of at most `cells` (rows × values) entries."""
+    sizes = np.array([len(g) for g in groups])
+    values = np.concatenate(groups)
+    order = np.argsort(values, kind="stable")
+    ordered, owner = values[order], np.repeat(np.arange(len(groups)), sizes)[order]
+    out = np.empty(len(picks))
+    step = max(1, cells // len(values))
+    for start in range(0, len(picks), step):
+        rows = picks[start:start + step]
+        r = np.arange(len(rows))[:, None]
+        counts = np.bincount((rows + r * len(groups)).ravel(), minlength=len(rows) * len(groups))
+        cumulative = np.cumsum(counts.reshape(len(rows), len(groups))[:, owner], axis=1)
+        total = cumulative[:, -1]
+        h = (total - 1) * q / 100.0  # numpy's default ("linear") method on each resample
+        lo = np.floor(h).astype(int)
+        hi = np.minimum(lo + 1, total - 1)
+        span = int(total.max()) + 1  # rows side by side on one increasing axis
+        flat = (cumulative + r * span).ravel()
+        at = np.searchsorted(flat, np.stack([lo, hi], 1) + r * span, side="right") - r * len(values)
+        below, above = ordered[at[:, 0]], ordered[at[:, 1]]
+        out[start:start + len(rows)] = below + (h - lo) * (above - below)
+    return out
 
 
 def verdict(low: float, high: float, budget: float) -> str:

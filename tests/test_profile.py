@@ -179,7 +179,8 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     args = ["profile", "--corpus", str(small_corpus), "--distributions", "clean", "--step", "preprocess",
             "--versions", "channel:gray,otsu:gray", "--cores", "1,2", "--batch-sizes", "1,2", "--min-batches", "2",
-            "--name", "tiny", "--reports", str(tmp_path / "reports"), "--load", "1", "--latency-repeats", "1"]
+            "--name", "tiny", "--reports", str(tmp_path / "reports"), "--load", "1", "--latency-repeats", "1",
+            "--min-seconds", "0.3"]
     done = subprocess.run([sys.executable, "-m", "mlproject.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -192,6 +193,7 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
     experiment = client.get_experiment_by_name("cardflow-profile")
     parent = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile'")
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    assert parent[0].data.params["min_seconds"] == "0.3"
     cells = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile-cell'")
     assert len(cells) == 8
     assert {(r.data.params["variant"], r.data.params["cores"], r.data.params["batch_size"]) for r in cells} == {
@@ -235,6 +237,7 @@ def test_bad_profile_parameters_are_refused(tmp_path: Path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CARDFLOW_MODELS": str(store)}
     for args, message in ((["--step", "ocrx"], "parameter step: unknown step 'ocrx'; valid: auto, preprocess"),
                           (["--cores", "0"], "parameter cores must be positive"),
+                          (["--min-seconds", "-1"], "parameter min_seconds"),
                           (["--corpus", "/no/such"], "parameter corpus: /no/such does not exist"),
                           (["--step", "ocr", "--versions", "tesseract:nope"], "parameter versions: unknown ocr variant")):
         done = subprocess.run([sys.executable, "-m", "mlproject.cli", "profile", *args], cwd=ROOT, env=env,
@@ -255,7 +258,8 @@ def test_mlflow_run_profile_entry_point(small_corpus: Path, trained_store: Model
     result = subprocess.run(
         [str(Path(sys.executable).parent / "mlflow"), "run", ".", "-e", "profile", "--env-manager", "local",
          "-P", f"corpus={small_corpus}", "-P", "distributions=clean", "-P", "step=preprocess",
-         "-P", "versions=channel:gray", "-P", "cores=1", "-P", "batch_sizes=1,2", "-P", "name=ep"],
+         "-P", "versions=channel:gray", "-P", "cores=1", "-P", "batch_sizes=1,2", "-P", "name=ep",
+         "-P", "min_seconds=0.3"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     import mlflow
@@ -265,6 +269,7 @@ def test_mlflow_run_profile_entry_point(small_corpus: Path, trained_store: Model
     parents = [r for r in runs if r.data.tags.get("cardflow.kind") == "profile"]
     cells = [r for r in runs if r.data.tags.get("cardflow.kind") == "profile-cell"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(cells) == 2
+    assert parents[0].data.params["min_seconds"] == "0.3"  # the entry point's parameter reached the profile
     assert {r.data.tags["mlflow.parentRunId"] for r in cells} == {parents[0].info.run_id}
     assert {r.data.params["batch_size"] for r in cells} == {"1", "2"}
     assert "profile.json" in {a.path for a in MlflowClient().list_artifacts(parents[0].info.run_id)}
