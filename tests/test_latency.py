@@ -28,6 +28,22 @@ def _outcomes(batch_ms: list[float], size: int = 4) -> list[DocumentOutcome]:
             for b, ms in enumerate(batch_ms) for k in range(size)]
 
 
+@pytest.mark.parametrize("q", [0, 50, 95, 99, 100])
+def test_each_resample_percentile_is_numpys_on_the_concatenated_batches(q: int) -> None:
+    """The counting shortcut equals np.percentile over each resample built the slow way: ragged batches, ties,
+    and chunks of every size (a chunk smaller than one resample's values included)."""
+    import numpy as np
+
+    from steps.latency import _resampled_percentiles
+
+    rng = np.random.default_rng(q)
+    groups = [rng.exponential(100, size=rng.integers(1, 6)).round(rng.integers(0, 2)) for _ in range(23)]
+    picks = rng.integers(len(groups), size=(150, len(groups)))
+    slow = np.array([np.percentile(np.concatenate([groups[i] for i in row]), q) for row in picks])
+    for cells in (1, 97, 10_000):
+        assert np.allclose(_resampled_percentiles(groups, picks, q, cells=cells), slow, rtol=1e-12, atol=1e-9)
+
+
 def test_verdicts_are_three_way() -> None:
     assert verdict(900, 1100, 1200) == "met"
     assert verdict(1250, 1400, 1200) == "missed"
