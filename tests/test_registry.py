@@ -73,12 +73,14 @@ def registered(server, small_corpus: Path, trained_store: ModelStore, tmp_path_f
     catalog = default_catalog(trained_store)
     default = load_spec(catalog).default.as_dict()
     mlflow.set_tracking_uri(server.url)
+    began = time.perf_counter()
     assert main(["run-config", "--corpus", str(small_corpus), "--distribution", "clean", "--workers", "1",
-                 *[arg for step, vid in default.items() for arg in (f"--{step}", vid)]]) == 0
+                 "--latency-repeats", "0", *[arg for step, vid in default.items() for arg in (f"--{step}", vid)]]) == 0
     eval_run = mlflow.search_runs(experiment_names=["cardflow-sweep"], output_format="list")[0]
     assert main(["profile", "--corpus", str(small_corpus), "--distributions", "clean", "--step", "preprocess",
                  "--versions", "otsu:gray", "--cores", "1", "--batch-sizes", "1,2", "--name", "registry-test",
-                 "--reports", str(tmp_path_factory.mktemp("reports"))]) == 0
+                 "--reports", str(tmp_path_factory.mktemp("reports")),
+                 "--min-seconds", "0.3", "--latency-repeats", "0"]) == 0
     cells = mlflow.search_runs(experiment_names=["cardflow-profile"], output_format="list",
                                filter_string="tags.`cardflow.kind` = 'profile-cell'")
 
@@ -89,12 +91,14 @@ def registered(server, small_corpus: Path, trained_store: ModelStore, tmp_path_f
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert entry.returncode == 0, entry.stderr[-3000:]
 
+    print(f"setup: evaluation, profile and entry point {time.perf_counter() - began:.0f} s")
     started = time.perf_counter()
     first = register_all(catalog, trained_store, default=default)
     first_s = time.perf_counter() - started
     started = time.perf_counter()
     second = register_all(catalog, trained_store, default=default)
     second_s = time.perf_counter() - started
+    print(f"setup: register_all {first_s:.0f} s, again {second_s:.0f} s")
     return {"catalog": catalog, "default": default, "first": first, "second": second, "first_s": first_s,
             "second_s": second_s, "entry": entry, "eval_run": eval_run, "cells": cells}
 
@@ -168,7 +172,7 @@ def test_a_sweep_after_registration_is_linked_by_the_next_register(registered, s
 
     config = {**registered["default"], "ocr": "ocr/tesseract:lstm-fast"}
     assert main(["run-config", "--corpus", str(small_corpus), "--distribution", "clean", "--workers", "1",
-                 *[arg for step, vid in config.items() for arg in (f"--{step}", vid)]]) == 0
+                 "--latency-repeats", "0", *[arg for step, vid in config.items() for arg in (f"--{step}", vid)]]) == 0
     run = next(r for r in mlflow.search_runs(experiment_names=["cardflow-sweep"], output_format="list")
                if r.data.params.get("ocr") == "ocr/tesseract:lstm-fast")
     catalog = registered["catalog"]
@@ -406,7 +410,7 @@ def test_promotion_gates_accept_refuse_force_and_roll_back(registered, server, s
                        registered["default"], registered["catalog"], Loader(server.url, cache), corpus=load(small_corpus))
     slow = tight.promote(name, l2, "challenger", user="carol")
     assert slow.outcome == "refused" and slow.failed == [
-        f"classify p95 latency {slow.candidate.p95_ms:.0f} ms vs SLA budget 0 ms per document (batch 4)"]
+        f"classify p95 latency {slow.candidate.p95_ms:.0f} ms vs SLA budget 0.001 ms per document (batch 4)"]
 
     rows = history(server.url, name=name)
     assert [(r["alias"], r["previous"], r["version"], r["outcome"], r["by"]) for r in rows] == [
