@@ -141,7 +141,9 @@ def build_variant(spec: dict[str, Any], store_dir: Path, catalog_of: Callable[[M
         if actual != sha:
             raise StepError(f"{store_dir / rel}: sha256 {actual[:12]}… does not match the registered {sha[:12]}…")
     variant = catalog_of(store).get(spec["id"])
-    if variant.params_dict() != spec["params"] or variant.implementation != spec["implementation"]:
+    # as the registered variant.json holds them: JSON (a tuple parameter comes back a list)
+    params = json.loads(json.dumps(variant.params_dict()))
+    if params != spec["params"] or variant.implementation != spec["implementation"]:
         raise StepError(f"{spec['id']}: this code makes the variant with parameters {variant.params_dict()} "
                         f"(implementation {variant.implementation}); the registered version has {spec['params']} "
                         f"(implementation {spec['implementation']}). Register it again from this code.")

@@ -74,7 +74,7 @@ def test_postgres_backed_registry_end_to_end(team_registry, trained_store: Model
                         default, catalog, Loader(server.url, tmp_path / "cache"), corpus=corpus)
     refused = strict.promote("cardflow.preprocess.channel", "2", "champion", user="dana")
     assert refused.outcome == "refused" and refused.holder.reused
-    assert refused.failed == [f"preprocess p95 latency {refused.candidate.p95_ms:.0f} ms vs SLA budget 0 ms per "
+    assert refused.failed == [f"preprocess p95 latency {refused.candidate.p95_ms:.0f} ms vs SLA budget 0.001 ms per "
                               "document (batch 4)"]
 
     variant = Loader(server.url, tmp_path / "cache").load("preprocess", "channel", alias="champion")
