@@ -6,6 +6,7 @@ run's profile.json and its nested runs), so analysis/milestone2.ipynb regenerate
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pandas as pd
 from analysis.plots import figure
 from analysis.recommend import Option, Recommendation, explain, recommend
 from analysis.report import write_html
+from common.params import ParameterError, is_default, or_default, positive_float
 
 STEP_ORDER = ("preprocess", "ocr", "classify", "extract")
 METRICS = {"latency_ms.p50": "p50_ms", "latency_ms.p95": "p95_ms", "latency_ms.p99": "p99_ms",
@@ -89,6 +91,23 @@ def recommendation(data: ProfileData, *, load: float | None = None, end_to_end_m
                      step_budgets_ms=step_budgets_ms if step_budgets_ms is not None else m["sla"]["steps_ms"],
                      load=load or m["load_docs_s"], price_per_core_hour=m["prices"]["price_per_core_hour"],
                      max_utilisation=m["max_utilisation"], max_replicas=m["max_replicas"])
+
+
+def asked_recommendation(data: ProfileData, *, load: Any = None, sla_ms: Any = None,
+                         budgets: Sequence[str] | None = None) -> tuple[Recommendation, float]:
+    """The recommendation for a command's --load, --sla-ms and --budget STEP=MS (each defaulting to the
+    profile's), and the end-to-end budget it used. Parameters are checked, naming the one at fault."""
+    step_budgets = dict(data.manifest["sla"]["steps_ms"])
+    for item in budgets or ():
+        step, _, value = item.partition("=")
+        if step not in step_budgets or not value:
+            raise ParameterError(f"parameter budget: expected STEP=MS with STEP one of {', '.join(step_budgets)}, "
+                                 f"got {item!r}")
+        step_budgets[step] = positive_float("budget", value)
+    end_to_end = positive_float("sla_ms", or_default(sla_ms, data.manifest["sla"]["end_to_end_ms"]))
+    load = None if is_default(load) else positive_float("load", load)
+    rec = recommendation(data, load=load, end_to_end_ms=end_to_end, step_budgets_ms=step_budgets)
+    return rec, end_to_end
 
 
 def plan_table(rec: Recommendation) -> pd.DataFrame:

@@ -13,9 +13,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from analysis.profile import load_profile, plan_table, recommendation
+from analysis.profile import asked_recommendation, load_profile, plan_table
 from analysis.recommend import explain
-from common.params import ParameterError, is_default, or_default, positive_float
 from corpus.generate import GenerateSpec, generate
 from corpus.loaders import load
 from corpus.sheet import contact_sheet
@@ -147,16 +146,7 @@ def recommend(profile: str, *, load: float | None, sla_ms: float | None, budgets
     uri = tracking_uri()
     with mlflow_errors(uri, f"profile run {profile!r}"):
         data = load_profile(profile, client_for(uri))
-    step_budgets = dict(data.manifest["sla"]["steps_ms"])
-    for item in budgets or ():
-        step, _, value = item.partition("=")
-        if step not in step_budgets or not value:
-            raise ParameterError(f"parameter budget: expected STEP=MS with STEP one of {', '.join(step_budgets)}, "
-                                 f"got {item!r}")
-        step_budgets[step] = positive_float("budget", value)
-    end_to_end = positive_float("sla_ms", or_default(sla_ms, data.manifest["sla"]["end_to_end_ms"]))
-    load = None if is_default(load) else positive_float("load", load)
-    rec = recommendation(data, load=load, end_to_end_ms=end_to_end, step_budgets_ms=step_budgets)
+    rec, end_to_end = asked_recommendation(data, load=load, sla_ms=sla_ms, budgets=budgets)
     print(explain(rec, end_to_end_ms=end_to_end, price_per_core_hour=data.manifest["prices"]["price_per_core_hour"],
                   currency=data.manifest["prices"]["currency"]))
     if rec.best:

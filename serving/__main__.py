@@ -4,6 +4,7 @@
     python -m serving router --steps preprocess=URL,ocr=URL,classify=URL,extract=URL
     python -m serving reload [URL ...]          # after `cardflow registry promote`: swap to the new champion
     python -m serving up [--port 8080]          # the whole local stack: four step servers, router, Prometheus
+    python -m serving overlay --profile RUN --out DIR   # the profile's recommended plan as a kustomize overlay
 
 Exit status: 0 after a clean stop (Ctrl-C / SIGTERM), and for an error the one error table's (common/errors.py):
 2 for an unknown model, version or alias, 4 when the registry (or a server to reload) is unreachable with no
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -90,7 +92,42 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=2, help="processes for the gates' evaluation (default 2)")
     up.add_argument("--start-timeout-s", type=float, default=180.0, help="how long a server may take to be ready "
                                                                          "(default 180)")
+    ov = sub.add_parser("overlay", help="a kustomize overlay from a profile's recommendation (versions, cores, batch "
+                                        "sizes, replicas)",
+                        description="Run the recommender on a finished profile (as `cardflow recommend`) and write its "
+                                    "best plan as a kustomize overlay over overlays/production: per step the model and "
+                                    "version, CPU = the plan's cores, memory from the measured peak RSS, the batch "
+                                    "size, threads and minReplicas. Exit 3 when nothing is feasible.")
+    ov.add_argument("--profile", required=True, help="the profile's MLflow parent run id")
+    ov.add_argument("--out", required=True, help="the overlay folder to write, e.g. serving/k8s/overlays/recommended")
+    ov.add_argument("--base", help="the kustomization it builds on (default serving/k8s/overlays/production)")
+    ov.add_argument("--load", help="target load, documents per second (default: the profile's)")
+    ov.add_argument("--sla-ms", "--sla_ms", dest="sla_ms", help="end-to-end budget, ms (default: the profile's)")
+    ov.add_argument("--budget", action="append", help="a step budget, STEP=MS (repeatable)")
+    ov.add_argument("--alias", default="champion", help="the alias the pods serve (default champion)")
+    ov.add_argument("--min-replicas", type=int, default=2, help="replicas per step at least, whatever the load "
+                                                               "(default 2, for availability)")
+    ov.add_argument("--pin", action="store_true", help="serve a step by version number when the alias holds "
+                                                       "another variant than the plan's")
     return parser
+
+
+def serve_overlay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from common.errors import EXIT_REFUSED
+    from serving.overlay import PRODUCTION, write_overlay
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small JSON file
+    path, rec = write_overlay(profile=args.profile, out=Path(args.out), base=Path(args.base or PRODUCTION),
+                              load=args.load, sla_ms=args.sla_ms, budgets=args.budget, alias=args.alias,
+                              pin=args.pin, min_replicas=args.min_replicas)
+    if path is None:
+        print(f"no feasible plan: {rec.reason}")
+        return EXIT_REFUSED
+    print(path.read_text().split("apiVersion:", 1)[0].rstrip())
+    print(f"wrote {path}: kubectl apply -k {path.parent}")
+    return 0
 
 
 def serve_up(args: argparse.Namespace) -> int:
@@ -203,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        return {"step": serve_step, "router": serve_router, "reload": serve_reload, "up": serve_up}[args.command](args)
+        return {"step": serve_step, "router": serve_router, "reload": serve_reload, "up": serve_up,
+                "overlay": serve_overlay}[args.command](args)
     except CardflowError as exc:
         print(f"cardflow serve: error: {exc}", file=sys.stderr)
         return outcome(exc).exit_code

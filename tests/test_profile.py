@@ -172,9 +172,10 @@ def test_a_worker_allowed_one_core_never_runs_on_two(small_corpus: Path, tmp_pat
     assert two.cpu_s / two.wall_s > 1.2  # the batch really is spread over both cores
 
 
-@pytest.mark.slow
-def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Path, trained_store: ModelStore,
-                                                                tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny_profile(small_corpus: Path, trained_store: ModelStore, tmp_path_factory) -> tuple[dict, Path, str]:
+    """A real 2 versions × 2 cores × 2 batch sizes profile of preprocessing: (env, its folder, parent run id)."""
+    tmp_path = tmp_path_factory.mktemp("tiny-profile")
     env = {**os.environ, "CARDFLOW_MODELS": str(trained_store.root),
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     args = ["profile", "--corpus", str(small_corpus), "--distributions", "clean", "--step", "preprocess",
@@ -185,6 +186,12 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "most expensive step of the default configuration: ocr" in done.stdout
+    return env, tmp_path, done.stdout.split("parent run ", 1)[1].split()[0]
+
+
+@pytest.mark.slow
+def test_a_small_profile_produces_its_runs_report_and_notebook(tiny_profile: tuple[dict, Path, str]) -> None:
+    env, tmp_path, parent_id = tiny_profile
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -192,7 +199,7 @@ def test_a_small_profile_produces_its_runs_report_and_notebook(small_corpus: Pat
     client = MlflowClient()
     experiment = client.get_experiment_by_name("cardflow-profile")
     parent = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile'")
-    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED" and parent[0].info.run_id == parent_id
     assert parent[0].data.params["min_seconds"] == "0.3"
     cells = client.search_runs([experiment.experiment_id], "tags.`cardflow.kind` = 'profile-cell'")
     assert len(cells) == 8
@@ -293,3 +300,81 @@ def test_accuracy_table_reads_each_version_with_the_other_steps_at_their_default
     for step, variant in (("classify", "classify/keywords:l2"), ("extract", "extract/label-rules:v1")):
         assert 0.0 < version_accuracy(table, base, step, variant) <= 1.0
     assert version_accuracy(table, base, "extract", base.extract) == table[base.id]["accuracy"]
+
+
+@pytest.mark.slow
+def test_the_recommendation_becomes_a_kustomize_overlay_that_validates(tiny_profile: tuple[dict, Path, str],
+                                                                       trained_store: ModelStore,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cardflow serve overlay` on the tiny profile: refused while a plan's variant is unregistered or its alias
+    holds nothing (naming the step and the command that fixes it), exit 3 when nothing is feasible; with --pin,
+    an overlay over overlays/production whose rendered InferenceServices validate against KServe's CRD and carry
+    the plan's versions, cores, batch sizes, replicas and the profiled cell's memory."""
+    from mlflow.tracking import MlflowClient
+
+    from analysis.profile import asked_recommendation, load_profile
+    from registry.register import TAG_VARIANT, register_all
+    from serving.overlay import memory_mi
+    from steps.catalog import default_catalog
+    from steps.spec import load_spec
+    from tests.test_deploy import render, validate_custom
+
+    env, tmp_path, parent_id = tiny_profile
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])  # register_all below, in this process
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    work = tmp_path / "k8s"
+    render("overlays/production", work)  # copies serving/k8s with the example credentials, as test_deploy does
+    out = work / "overlays" / "recommended"
+
+    def overlay(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mlproject.cli", "serve", "overlay", "--profile", parent_id,
+                               "--out", str(out), "--base", str(work / "overlays" / "production"), *extra],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    data = load_profile(parent_id, client)
+    plan, _ = asked_recommendation(data, load="3")
+    plan = plan.best
+    unregistered = overlay("--load", "3")
+    assert unregistered.returncode == 2 and "has no registered version of cardflow.preprocess." in unregistered.stderr
+    assert "cardflow registry register --variants preprocess/" in unregistered.stderr
+
+    catalog = default_catalog(trained_store)
+    wanted = {*load_spec(catalog).default.as_dict().values(), *(s.option.variant for s in plan.steps.values())}
+    registered = {r.variant_id: r for r in register_all(catalog, trained_store, variant_ids=sorted(wanted))}
+    for step in ("ocr", "classify", "extract"):  # preprocess's alias is left unset
+        entry = registered[plan.steps[step].option.variant]
+        client.set_registered_model_alias(entry.name, "champion", entry.version)
+    refused = overlay("--load", "3")
+    assert refused.returncode == 2 and "step preprocess: cardflow.preprocess." in refused.stderr, refused.stderr
+    assert "@champion holds nothing" in refused.stderr and "--alias champion) or pass --pin" in refused.stderr
+    assert not out.exists()  # nothing written when refused
+    infeasible = overlay("--sla-ms", "1")
+    assert infeasible.returncode == 3 and "no feasible plan" in infeasible.stdout and not out.exists()
+
+    done = overlay("--load", "3", "--pin")
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out / 'kustomization.yaml'}" in done.stdout
+    services = {d["metadata"]["name"]: d for d in render("overlays/recommended", work) if d["kind"] == "InferenceService"}
+    assert set(services) == {f"cardflow-{s}" for s in ("preprocess", "ocr", "classify", "extract")}
+    for step, sized in plan.steps.items():
+        doc = services[f"cardflow-{step}"]
+        validate_custom(doc)
+        predictor = doc["spec"]["predictor"]
+        container = predictor["containers"][0]
+        option = sized.option
+        entry = registered[option.variant]
+        assert client.get_model_version(entry.name, entry.version).tags[TAG_VARIANT] == option.variant
+        select = ["--version", str(entry.version)] if step == "preprocess" else ["--alias", "champion"]
+        assert container["args"] == ["serve", "step", "--step", step, "--model", entry.name.rsplit(".", 1)[1], *select,
+                                     "--threads", str(option.cores), "--max-batch-size", str(option.batch_size),
+                                     "--host", "0.0.0.0", "--port", "8080"]
+        assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == str(option.cores)
+        assert predictor["minReplicas"] == max(sized.replicas, 2) and predictor["maxReplicas"] == 2 * predictor["minReplicas"]
+        assert "podAntiAffinity" in predictor["affinity"]  # overlays/production's placement is kept
+    cell = data.cells[(data.cells["variant"] == plan.steps["preprocess"].option.variant)
+                      & (data.cells["cores"] == plan.steps["preprocess"].option.cores)
+                      & (data.cells["batch_size"] == plan.steps["preprocess"].option.batch_size)]
+    memory = services["cardflow-preprocess"]["spec"]["predictor"]["containers"][0]["resources"]
+    assert memory["requests"]["memory"] == f"{memory_mi(float(cell['peak_rss_mb'].max()))}Mi"
+    assert memory["limits"]["memory"] == f"{2 * memory_mi(float(cell['peak_rss_mb'].max()))}Mi"
