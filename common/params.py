@@ -7,6 +7,7 @@ and raw value and returns the typed value, or raises ParameterError naming the p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +24,14 @@ def is_default(value: Any) -> bool:
 
 
 def number(name: str, value: Any) -> float:
-    """A number given as int, float or text."""
+    """A finite number given as int, float or text (inf and nan are refused: a time, load or budget is finite)."""
     try:
-        return float(value)
+        got = float(value)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"parameter {name}: expected a number, got {value!r}") from exc
+    if not math.isfinite(got):
+        raise ParameterError(f"parameter {name}: expected a finite number, got {value!r}")
+    return got
 
 
 def integer(name: str, value: Any) -> int:

@@ -167,7 +167,7 @@ class Gatekeeper:
         corpus = self.corpus
         others = {s: v for s, v in self.default.items() if s != step}
         key = hashlib.sha256(json.dumps([fingerprint, corpus.manifest_hash, self.spec.distribution, others,
-                                         self.spec.batch_size], sort_keys=True).encode()).hexdigest()[:16]
+                                         self.spec.batch_size, "warm"], sort_keys=True).encode()).hexdigest()[:16]
         experiment = experiment_id(self.client, EVAL_EXPERIMENT)
         found = self.client.search_runs([experiment], filter_string=f"tags.`cardflow.eval_key` = '{key}' and "
                                         "attributes.status = 'FINISHED'", max_results=1)

@@ -33,7 +33,7 @@ from common.params import ParameterError
 from registry.package import model_name
 from registry.register import TAG_VARIANT
 from steps.base import STEPS
-from tracking.edge import client_for, mlflow_errors, tracking_uri
+from tracking.edge import client_for, mlflow_errors, probe, tracking_uri
 
 PRODUCTION = Path(__file__).resolve().parent / "k8s" / "overlays" / "production"
 MIN_MEMORY_MI = 256  # a step server's floor: Python, KServe and the registry loader before any model
@@ -91,10 +91,7 @@ def resolve(plan: Plan, data: ProfileData, client, *, alias: str, pin: bool) -> 
         sized = plan.steps[step]
         variant = sized.option.variant
         name = model_name(step, family(variant))
-        try:
-            versions = client.search_model_versions(f"name = '{name}'")
-        except MlflowException as exc:
-            raise NotFound(f"{name}: not in the registry ({str(exc).splitlines()[0]})") from exc
+        versions = client.search_model_versions(f"name = '{name}'")  # none: [] (a failure: mlflow_errors above)
         mine = sorted((v for v in versions if v.tags.get(TAG_VARIANT) == variant and v.status == "READY"),
                       key=lambda v: int(v.version))
         if not mine:
@@ -102,7 +99,9 @@ def resolve(plan: Plan, data: ProfileData, client, *, alias: str, pin: bool) -> 
                                f"first (cardflow registry register --variants {variant})")
         try:
             held = client.get_model_version_by_alias(name, alias)
-        except MlflowException:
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # not "no such alias"
+                raise
             held = None
         if held is not None and held.tags.get(TAG_VARIANT) == variant:
             version, select = str(held.version), ("--alias", alias)
@@ -138,6 +137,10 @@ def _patches(s: Served, min_replicas: int) -> list[dict[str, Any]]:
     return ops
 
 
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 class _Literal(str):
     """A patch: written as a YAML block (`|`), as a person would write it."""
 
@@ -153,13 +156,13 @@ def overlay_text(plan: Plan, served: list[Served], *, base: str, profile: str, e
                  currency: str, min_replicas: int = 2) -> str:
     """The kustomization.yaml: a header saying what was measured, then one JSON patch per step."""
     lines = [f"# Written by `cardflow serve overlay --profile {profile}`: the recommended plan at {plan.load:g} documents/s",
-             f"# within {end_to_end_ms:.0f} ms end to end (p95): {plan.config_id}",
+             f"# within {end_to_end_ms:g} ms end to end (p95): {plan.config_id}",
              f"# accuracy {plan.accuracy * 100:.1f}% (assertions passed), end to end {plan.latency_ms:.0f} ms, "
              f"{plan.cost_per_hour:.4f} {currency}/hour.",
              "# Per step: the served version, cores (requests = limits), batch size, replicas, measured p95 per document."]
     for s in served:
         lines.append(f"#   {s.step}: {s.model} v{s.version} ({' '.join(s.select)}), {s.cores} core(s), batch "
-                     f"{s.batch_size}, {s.replicas} replica(s) for the load, p95 {s.p95_ms:.3g} ms"
+                     f"{s.batch_size}, {s.replicas} replica(s) for the load, p95 {_ms(s.p95_ms)} ms"
                      + ("" if s.memory_mi is not None else "; memory: the base's (not profiled)"))
     lines.append(f"# minReplicas: the plan's replicas, at least {min_replicas} for availability (--min-replicas); "
                  "maxReplicas twice that.")
@@ -182,11 +185,14 @@ def write_overlay(*, profile: str, out: Path, base: Path = PRODUCTION, load: Any
         raise ParameterError(f"parameter --min-replicas: must be at least 1, got {min_replicas}")
     if not (base / "kustomization.yaml").is_file():
         raise ParameterError(f"parameter --base: {base} has no kustomization.yaml")
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"parameter --out: {out} is a file, not a folder")
     target = out / "kustomization.yaml"
     if target.exists() and "Written by `cardflow serve overlay" not in target.read_text(errors="replace"):
         raise OverlayError(f"parameter --out: {target} exists and was not written by `cardflow serve overlay`: "
                            f"choose another folder")
     uri = tracking_uri()
+    probe(uri)  # an unreachable server is said at once (exit 4), not after MLflow's retries
     with mlflow_errors(uri, f"profile run {profile!r}"):
         client = client_for(uri)
         data = load_profile(profile, client)

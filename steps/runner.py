@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,7 +190,8 @@ class BatchResult:
     warmup_ms: dict[str, float] = field(default_factory=dict)
 
 
-_WARM: set[str] = set()  # variants that already ran in this process
+_WARM: weakref.WeakSet[Variant] = weakref.WeakSet()  # variant objects that already ran in this process (by
+# object, not id: a version loaded from the registry is a new object with the id of the catalog's)
 
 
 def warm_up(variant: Variant, batch: Sequence[Any]) -> float | None:
@@ -197,9 +199,9 @@ def warm_up(variant: Variant, batch: Sequence[Any]) -> float | None:
     model) is not a configuration's latency: run it once on the batch's first document, untimed as latency,
     and return that run's wall ms (None: already warm). CARDFLOW_NO_WARMUP=1 turns this off (benchmarks
     measuring the old way: bench/bench_stability.py)."""
-    if variant.id in _WARM or not batch or os.environ.get("CARDFLOW_NO_WARMUP") == "1":
+    if variant in _WARM or not batch or os.environ.get("CARDFLOW_NO_WARMUP") == "1":
         return None
-    _WARM.add(variant.id)
+    _WARM.add(variant)
     _, t = run_step(variant, list(batch[:1]))
     return t.wall_ms
 

@@ -128,6 +128,8 @@ def test_the_first_run_in_a_process_is_a_warm_up_never_counted() -> None:
     assert result.warmup_ms[variant.id] >= 400  # measured, and kept apart
     assert all(t.wall_ms < 200 for t in times)  # no batch carries the cold start
     assert warm_up(variant, ["e"]) is None  # once per process
+    again = ColdStart()  # the same variant id, a new object (a version loaded from the registry, as a gate does)
+    assert again.id == variant.id and warm_up(again, ["f"]) is not None and again.calls == 1
     assert variant.calls == 5
 
 

@@ -245,6 +245,7 @@ def test_bad_profile_parameters_are_refused(tmp_path: Path) -> None:
     for args, message in ((["--step", "ocrx"], "parameter step: unknown step 'ocrx'; valid: auto, preprocess"),
                           (["--cores", "0"], "parameter cores must be positive"),
                           (["--min-seconds", "-1"], "parameter min_seconds"),
+                          (["--min-seconds", "inf"], "parameter min_seconds: expected a finite number"),
                           (["--corpus", "/no/such"], "parameter corpus: /no/such does not exist"),
                           (["--step", "ocr", "--versions", "tesseract:nope"], "parameter versions: unknown ocr variant")):
         done = subprocess.run([sys.executable, "-m", "mlproject.cli", "profile", *args], cwd=ROOT, env=env,
@@ -349,6 +350,8 @@ def test_the_recommendation_becomes_a_kustomize_overlay_that_validates(tiny_prof
     assert refused.returncode == 2 and "step preprocess: cardflow.preprocess." in refused.stderr, refused.stderr
     assert "@champion holds nothing" in refused.stderr and "--alias champion) or pass --pin" in refused.stderr
     assert not out.exists()  # nothing written when refused
+    endless = overlay("--load", "inf")
+    assert endless.returncode == 2 and "parameter load: expected a finite number" in endless.stderr
     infeasible = overlay("--sla-ms", "1")
     assert infeasible.returncode == 3 and "no feasible plan" in infeasible.stdout and not out.exists()
 
