@@ -49,6 +49,12 @@ def model_name(step: str, model: str) -> str:
     return f"cardflow.{step}.{model}"
 
 
+def family(variant_id: str) -> str:
+    """The model a variant id names, whose registered model holds every version: ocr/tesseract:lstm-fast ->
+    tesseract."""
+    return variant_id.split("/", 1)[1].split(":", 1)[0]
+
+
 def store_files(variant: Variant, store: ModelStore) -> dict[str, Path]:
     """The variant's model files as {store-relative path: verified path} (fetched or made when missing)."""
     out = {}

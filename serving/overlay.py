@@ -30,7 +30,7 @@ from analysis.profile import ProfileData, asked_recommendation, load_profile
 from analysis.recommend import Plan, Recommendation
 from common.errors import Conflict, NotFound
 from common.params import ParameterError
-from registry.package import model_name
+from registry.package import family, model_name
 from registry.register import TAG_VARIANT
 from steps.base import STEPS
 from tracking.edge import client_for, mlflow_errors, probe, tracking_uri
@@ -59,9 +59,6 @@ class Served:
     p95_ms: float
     memory_mi: int | None  # None: no cell measured this option (a step not profiled): the base's memory stays
 
-
-def family(variant_id: str) -> str:
-    return variant_id.split("/", 1)[1].split(":", 1)[0]
 
 
 def memory_mi(peak_rss_mb: float | None) -> int | None:

@@ -59,10 +59,6 @@ def configuration(text: str | None):
     return spec, catalog, Configuration(**ids)
 
 
-def family(variant_id: str) -> str:
-    """ocr/tesseract:lstm-fast -> tesseract (a registered model holds every version of one family)."""
-    return variant_id.split("/", 1)[1].split(":", 1)[0]
-
 
 def ensure_champions(spec, catalog, config, alias: str, workers: int) -> dict[str, str]:
     """{step: version} at `alias` for the configuration's models, registering and promoting what is missing."""
@@ -70,7 +66,7 @@ def ensure_champions(spec, catalog, config, alias: str, workers: int) -> dict[st
     from mlflow.tracking import MlflowClient
 
     from registry.gates import Gatekeeper, gate_spec
-    from registry.package import model_name
+    from registry.package import family, model_name
     from registry.register import TAG_VARIANT, register_all
     from steps.modelstore import ModelStore
     from tracking.edge import mlflow_errors, probe, tracking_uri
@@ -157,6 +153,8 @@ def prometheus_config(state_dir: Path, targets: dict[str, str]) -> Path:
 
 
 def up(args) -> int:
+    from registry.package import family
+
     spec, catalog, config = configuration(args.config)
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -120,7 +120,7 @@ def spec_path() -> Path:
     """The spec every command reads: $CARDFLOW_SPEC when set, else configs/pipeline.yaml."""
     if not os.environ.get(SPEC_ENV):
         return DEFAULT_SPEC
-    path = Path(os.environ[SPEC_ENV]).resolve()  # `mlflow run` changes to the project folder
+    path = Path(os.environ[SPEC_ENV]).resolve()  # relative to the folder the command runs in
     if not path.is_file():
         raise ConfigError(f"{SPEC_ENV}={path}: no such file (unset it to use {DEFAULT_SPEC})")
     return path
